@@ -340,5 +340,5 @@ def _request_id(response: httpx.Response) -> str | None:
     for name in ("x-request-id", "x-amzn-requestid"):
         value = response.headers.get(name)
         if value:
-            return value
+            return str(value)
     return None

@@ -242,7 +242,7 @@ class Emulator:
             def _any(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
-                url = f"http://{host}:{self.server.server_address[1]}{self.path}"
+                url = f"http://{host}:{port}{self.path}"
                 headers = [(k, v) for k, v in self.headers.items() if k.lower() != "host"]
                 request = httpx.Request(self.command, url, headers=headers, content=body)
                 try:
@@ -268,10 +268,11 @@ class Emulator:
 
         server = ThreadingHTTPServer((host, 0), Handler)
         server.daemon_threads = True
+        port = int(server.server_address[1])
         thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
         thread.start()
         try:
-            yield f"http://{host}:{server.server_address[1]}"
+            yield f"http://{host}:{port}"
         finally:
             server.shutdown()
             server.server_close()
