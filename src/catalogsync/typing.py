@@ -297,6 +297,8 @@ class Operation:
         item: The current item (``None`` when it was deleted from the PIM).
         channel_id: The channel id stored from an earlier push, if any.
         digest: The payload's hash (channels may use it as an idempotency key).
+        memo: What the channel asked to remember after the last successful push of this item
+            (`Outcome.memo`), e.g. variant and inventory-item ids, a content digest.
         carried: Operations delivered inside this one (see `Capabilities.carried`).
 
     .. versionadded:: 0.1.0
@@ -309,6 +311,7 @@ class Operation:
     item: Item | None = None
     channel_id: str | None = None
     digest: str | None = None
+    memo: Mapping[str, str] = field(factory=dict)
     carried: tuple[Operation, ...] = ()
 
     @property
@@ -334,6 +337,8 @@ class Outcome:
         errors: Why it failed (``CHANNEL`` or ``TRANSPORT`` errors), empty when ok.
         warnings: Non-fatal remarks (Amazon ``WARNING`` issues...).
         message: A note for a person.
+        memo: Small string facts the channel wants back on the item's next `Operation`
+            (stored in `SentState.memo`; never a secret).
 
     .. versionadded:: 0.1.0
     """
@@ -349,6 +354,7 @@ class Outcome:
     errors: tuple[ItemError, ...] = ()
     warnings: tuple[ItemError, ...] = ()
     message: str | None = None
+    memo: Mapping[str, str] = field(factory=dict)
 
     @property
     def key(self) -> ItemKey:
@@ -577,6 +583,7 @@ class SentState:
         parents: The item's relations when it was sent (a deleted variant still knows its product).
         event_id: The event that sent it.
         updated_at: When it was recorded.
+        memo: The channel's `Outcome.memo` from that push.
 
     .. versionadded:: 0.1.0
     """
@@ -589,6 +596,7 @@ class SentState:
     parents: tuple[str, ...]
     event_id: str
     updated_at: datetime
+    memo: Mapping[str, str] = field(factory=dict)
 
     @property
     def key(self) -> ItemKey:
