@@ -684,6 +684,7 @@ class StoreConformance:
             ("C1", "C2"),
             event.id,
             clock.now(),
+            memo={"variant:V1": "gid://shopify/ProductVariant/7", "content": "v1:cc"},
         )
         store.commit(
             it,
