@@ -829,6 +829,14 @@ class StateStore(Protocol):
         """Return the connector's in-progress or paused event, if any."""
         ...
 
+    def event_status(self, event_id: str) -> EventStatus:
+        """
+        Return an event's current status without loading it (workers call this per batch).
+
+        Raises `NotFoundError`.
+        """
+        ...
+
     def events(self, query: EventQuery) -> Page[SyncEvent]:
         """Return events, newest first (iterations included)."""
         ...
