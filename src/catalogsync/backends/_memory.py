@@ -369,6 +369,10 @@ class MemoryStore:
             except KeyError:
                 raise NotFoundError(f"no event {event_id!r}") from None
 
+    def event_status(self, event_id: str) -> EventStatus:
+        with self._lock:
+            return self._get(event_id).status
+
     def active_event(self, connector_id: str) -> SyncEvent | None:
         with self._lock:
             event = self._active(connector_id)

@@ -472,6 +472,8 @@ class StoreConformance:
             store.get_connector("nope-" + uuid.uuid4().hex)
         with pytest.raises(NotFoundError):
             store.get_event("nope-" + uuid.uuid4().hex)
+        with pytest.raises(NotFoundError):
+            store.event_status("nope-" + uuid.uuid4().hex)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -578,6 +580,7 @@ class StoreConformance:
         )
         done = store.get_event(event.id)
         assert done.status is EventStatus.COMPLETED
+        assert store.event_status(event.id) is EventStatus.COMPLETED
         assert done.finished_at == clock.now()
         assert store.active_event(connector.id) is None
 
