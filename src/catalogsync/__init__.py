@@ -49,12 +49,15 @@ from ._models import (
     Trigger,
     Visibility,
 )
+from ._register import ActivityRegister, Overview
 from ._secrets import RedactingFilter, Secret, redact
+from ._sync import Plan, PlannedItem, Progress, RunResult, Synchronizer, SyncOptions
 from .backends import MemoryQueue, MemoryStore
 from .typing import CatalogSource, Channel, QueueBackend, StateStore
 
 
 __all__ = [
+    "ActivityRegister",
     "BackendError",
     "CatalogSource",
     "CatalogSyncError",
@@ -93,13 +96,20 @@ __all__ = [
     "MemoryStore",
     "Mode",
     "NotFoundError",
+    "Overview",
+    "Plan",
+    "PlannedItem",
+    "Progress",
     "QueueBackend",
     "RateLimitedError",
     "RedactingFilter",
+    "RunResult",
     "SchemaVersionError",
     "Secret",
     "StateStore",
     "SyncEvent",
+    "SyncOptions",
+    "Synchronizer",
     "SystemClock",
     "Trigger",
     "UnhashablePayloadError",

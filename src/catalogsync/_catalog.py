@@ -50,9 +50,11 @@ class MemoryCatalog:
                         field="MemoryCatalog.put",
                     )
                 old = self._items[item.type].get(item.ref)
+                self._items[item.type][item.ref] = item
+                if old is not None and old.parents == item.parents:
+                    continue  # same relations: keep its place among its siblings
                 if old is not None:
                     self._unindex(old)
-                self._items[item.type][item.ref] = item
                 index = self._children[item.type]
                 for parent in item.parents:
                     index.setdefault(parent, {})[item.ref] = None

@@ -124,7 +124,11 @@ def format_temporal(value: date | time) -> str:
         if value.tzinfo is None or value.utcoffset() is None:
             msg = "naive datetime (catalogsync hashes only timezone-aware datetimes)"
             raise TypeError(msg)
-        text = value.astimezone(UTC).isoformat()
+        try:
+            text = value.astimezone(UTC).isoformat()
+        except OverflowError:
+            msg = "datetime outside the range representable in UTC"
+            raise TypeError(msg) from None
         return text.removesuffix("+00:00") + "Z"
     if isinstance(value, time):
         if value.tzinfo is not None:

@@ -121,6 +121,18 @@ class CatalogSource(Protocol):
 # =================================================================================================
 
 
+def _c_types(value: Iterable[ItemType]) -> frozenset[ItemType]:
+    return frozenset(ItemType(t) for t in value)
+
+
+def _c_pairs(value: Iterable[tuple[ItemType, ItemType]]) -> frozenset[tuple[ItemType, ItemType]]:
+    return frozenset((ItemType(a), ItemType(b)) for a, b in value)
+
+
+def _c_actions(value: Iterable[ItemAction]) -> frozenset[ItemAction]:
+    return frozenset(ItemAction(a) for a in value)
+
+
 @frozen
 class Capabilities:
     """
@@ -138,6 +150,9 @@ class Capabilities:
             delivered inside their product's operation (Shopify's ``productSet``): the product's
             `Operation` lists the changed variants in ``carried`` and the channel returns an
             `Outcome` for each. Requires ``(carrier, carried)`` in *reads*.
+        reads_ids: The pairs of *reads* whose reader payload includes the source's *channel id*
+            (Shopify: a product lists its collections' GIDs, ``(PRODUCT, CATEGORY)``). When a
+            source gets a new channel id, its readers are rendered again.
         removals: The removal actions the channel supports (``DELETE``, ``ARCHIVE``). When the
             connector asks for one the channel lacks, the other is used and the status says so.
         test_surface: Whether ``mode=TEST`` sends anything (``False``: validation only, R11).
@@ -145,15 +160,19 @@ class Capabilities:
     .. versionadded:: 0.1.0
     """
 
-    accepts: frozenset[ItemType] = field(default=frozenset(ItemType), converter=frozenset)
-    reads: frozenset[tuple[ItemType, ItemType]] = field(default=frozenset(), converter=frozenset)
+    accepts: frozenset[ItemType] = field(default=frozenset(ItemType), converter=_c_types)
+    reads: frozenset[tuple[ItemType, ItemType]] = field(default=frozenset(), converter=_c_pairs)
     carried: Mapping[ItemType, ItemType] = field(factory=dict)
+    reads_ids: frozenset[tuple[ItemType, ItemType]] = field(default=frozenset(), converter=_c_pairs)
     removals: frozenset[ItemAction] = field(
-        default=frozenset({ItemAction.DELETE, ItemAction.ARCHIVE}), converter=frozenset
+        default=frozenset({ItemAction.DELETE, ItemAction.ARCHIVE}), converter=_c_actions
     )
     test_surface: bool = True
 
     def __attrs_post_init__(self) -> None:
+        if not self.reads_ids <= self.reads:
+            msg = "every reads_ids pair must also be in reads"
+            raise InvalidArgumentError(msg, field="Capabilities.reads_ids")
         for carried, carrier in self.carried.items():
             if (carrier, carried) not in self.reads:
                 msg = f"carried {carried} -> {carrier} requires ({carrier}, {carried}) in reads"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._clock import ManualClock
 from ._http import Emulator, Fault, FaultKind, Faults
+from ._memory_channel import MemoryChannel
 
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ __all__ = [
     "FaultKind",
     "Faults",
     "ManualClock",
+    "MemoryChannel",
     "QueueConformance",
     "StoreConformance",
 ]

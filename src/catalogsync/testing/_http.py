@@ -166,7 +166,7 @@ class Emulator:
         """Apply latency and faults, log, then `handle` (the in-process front-end)."""
         return self._dispatch(request, in_process=True)
 
-    def _dispatch(  # noqa: C901 - one branch per fault kind
+    def _dispatch(
         self, request: httpx.Request, *, in_process: bool
     ) -> httpx.Response:
         request.read()

@@ -1,0 +1,115 @@
+"""Shared helpers for the synchronizer tests: backends per kind, a small shoe catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from catalogsync import (
+    Change,
+    Connector,
+    ConnectorParams,
+    Item,
+    ItemType,
+    MemoryCatalog,
+    MemoryQueue,
+    MemoryStore,
+    Synchronizer,
+    SyncOptions,
+)
+from catalogsync.testing import ManualClock, MemoryChannel
+
+
+C, P, V = ItemType.CATEGORY, ItemType.PRODUCT, ItemType.VARIANT
+BACKENDS = ["memory", "sqlite"]
+
+
+def make_backends(kind: str, tmp_path: Path, clock: ManualClock) -> tuple[Any, Any]:
+    """A (queue, store) pair of the given kind on the test's clock."""
+    if kind == "memory":
+        return MemoryQueue(clock=clock), MemoryStore(clock=clock)
+    if kind == "sqlite":
+        from catalogsync.backends import SQLiteQueue, SQLiteStore
+
+        path = tmp_path / "catalogsync.db"
+        return SQLiteQueue(path, clock=clock), SQLiteStore(path, clock=clock)
+    raise ValueError(kind)
+
+
+def shoe_catalog() -> MemoryCatalog:
+    """Two categories, three products (P1 with V1+V2, P2 with V3, P3 alone), localised titles."""
+    return MemoryCatalog(
+        [
+            Item("C1", C, fields={"title": {"en": "Shoes", "es": "Zapatos"}}, tags={"launch"}),
+            Item("C2", C, fields={"title": {"en": "Socks", "es": "Calcetines"}}),
+            Item(
+                "P1",
+                P,
+                fields={"title": {"en": "Trail shoe", "es": "Zapatilla"}, "price": 90},
+                parents=["C1"],
+                tags={"launch"},
+                family="shoes",
+            ),
+            Item("V1", V, fields={"sku": "TS-40", "price": 90}, parents=["P1"]),
+            Item("V2", V, fields={"sku": "TS-41", "price": 92}, parents=["P1"]),
+            Item(
+                "P2",
+                P,
+                fields={"title": {"en": "Wool sock", "es": "Calcetin"}, "price": 9},
+                parents=["C2"],
+                family="socks",
+            ),
+            Item("V3", V, fields={"sku": "WS-M", "price": 9}, parents=["P2"]),
+            Item(
+                "P3",
+                P,
+                fields={"title": {"en": "Lace", "es": "Cordon"}, "price": 2},
+                parents=["C1"],
+                family="shoes",
+            ),
+        ]
+    )
+
+
+def everything(catalog: MemoryCatalog) -> list[Change]:
+    """A change for every item of the catalog."""
+    return [Change(i.ref, t) for t in ItemType for i in catalog.items(t)]
+
+
+def make_sync(
+    queue: Any,
+    store: Any,
+    clock: ManualClock,
+    catalog: MemoryCatalog,
+    channel: MemoryChannel | None = None,
+    *,
+    params: ConnectorParams | None = None,
+    connector_id: str = "shop",
+    options: SyncOptions | None = None,
+    **kwargs: Any,
+) -> Synchronizer:
+    """A synchronizer for a connector named *connector_id* (created on first use)."""
+    connector = Connector(
+        connector_id, "memory", account="acme", params=params or ConnectorParams()
+    )
+    return Synchronizer(
+        connector,
+        catalog=catalog,
+        channel=channel or MemoryChannel(clock=clock),
+        queue=queue,
+        store=store,
+        clock=clock,
+        options=options or SyncOptions(batch_size=100),
+        **kwargs,
+    )
+
+
+def pushed(channel: MemoryChannel) -> list[tuple[str, str, str]]:
+    """The operations a memory channel received, as (action, type, ref) strings."""
+    return [(a.value, t.value, r) for a, t, r in channel.log]
+
+
+def keys(items: Iterable[Any]) -> set[tuple[str, str]]:
+    """(type, ref) of statuses or planned items, as strings."""
+    return {(i.type.value, i.ref) for i in items}
