@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from _syncenv import BACKENDS, C, P, V, everything, make_backends, make_sync, pushed, shoe_catalog
 from catalogsync import (
     Change,
     ChangeKind,
@@ -27,6 +26,8 @@ from catalogsync import (
 )
 from catalogsync.testing import MemoryChannel
 from catalogsync.typing import Capabilities
+
+from _syncenv import BACKENDS, C, P, V, everything, make_backends, make_sync, pushed, shoe_catalog
 
 
 @pytest.fixture(params=BACKENDS)

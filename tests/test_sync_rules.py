@@ -7,18 +7,6 @@ from datetime import timedelta
 import attrs
 import pytest
 
-from _syncenv import (
-    BACKENDS,
-    C,
-    P,
-    V,
-    everything,
-    keys,
-    make_backends,
-    make_sync,
-    pushed,
-    shoe_catalog,
-)
 from catalogsync import (
     Change,
     ChangeKind,
@@ -38,6 +26,19 @@ from catalogsync import (
 )
 from catalogsync.testing import MemoryChannel
 from catalogsync.typing import Capabilities
+
+from _syncenv import (
+    BACKENDS,
+    C,
+    P,
+    V,
+    everything,
+    keys,
+    make_backends,
+    make_sync,
+    pushed,
+    shoe_catalog,
+)
 
 
 @pytest.fixture(params=BACKENDS)

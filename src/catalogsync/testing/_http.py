@@ -166,9 +166,7 @@ class Emulator:
         """Apply latency and faults, log, then `handle` (the in-process front-end)."""
         return self._dispatch(request, in_process=True)
 
-    def _dispatch(
-        self, request: httpx.Request, *, in_process: bool
-    ) -> httpx.Response:
+    def _dispatch(self, request: httpx.Request, *, in_process: bool) -> httpx.Response:
         request.read()
         with self._log_lock:
             self.requests.append((request.method, request.url.path))

@@ -147,9 +147,7 @@ class MemoryChannel:
             payload["product_title"] = None if product is None else ctx.value(product, "title")
         return payload
 
-    def validate(
-        self, item: Item, payload: Payload, ctx: RenderContext
-    ) -> Sequence[ItemError]:
+    def validate(self, item: Item, payload: Payload, ctx: RenderContext) -> Sequence[ItemError]:
         """Every problem at once: a title for categories and products, sane prices."""
         errors: list[ItemError] = []
         fields = payload.get("fields", {})

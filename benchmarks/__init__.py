@@ -1,0 +1,1 @@
+"""The catalogsync benchmark suite (``python -m benchmarks``)."""
