@@ -292,7 +292,11 @@ def run_demo(
             store=store,
             options=SyncOptions(batch_size=100),
         )
-        say = (lambda *_: None) if as_json else (lambda text: print(text, file=out))
+
+        def say(text: str) -> None:
+            if not as_json:
+                print(text, file=out)
+
         say(f"catalogsync demo: {len(catalog)} items -> {channel} (state in {path})")
         sync.enqueue(all_changes(catalog))
         first = sync.run()
