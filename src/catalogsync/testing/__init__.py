@@ -15,10 +15,12 @@ from ._memory_channel import MemoryChannel
 
 
 if TYPE_CHECKING:
+    from ._channel_conformance import ChannelConformance
     from ._conformance import QueueConformance, StoreConformance
 
 
 __all__ = [
+    "ChannelConformance",
     "Emulator",
     "Fault",
     "FaultKind",
@@ -36,5 +38,9 @@ def __getattr__(name: str) -> Any:
         from . import _conformance  # noqa: PLC0415
 
         return getattr(_conformance, name)
+    if name == "ChannelConformance":
+        from ._channel_conformance import ChannelConformance  # noqa: PLC0415
+
+        return ChannelConformance
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
