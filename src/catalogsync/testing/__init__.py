@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._clock import ManualClock
 from ._http import Emulator, Fault, FaultKind, Faults
+from ._takealot import TakealotEmulator
 
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = [
     "ManualClock",
     "QueueConformance",
     "StoreConformance",
+    "TakealotEmulator",
 ]
 
 
