@@ -461,11 +461,15 @@ def test_pacing_with_requests_in_flight(clock):
     )
     channel = make(emulator, clock, batch_threshold=1000, max_in_flight=4)
 
+    start = clock.monotonic()
+
     outcomes = Harness(channel).push([offer_item(n) for n in range(40)])
 
     assert all(o.ok for o in outcomes)
     assert emulator.throttled == 0
     assert len(emulator.granted) == 40
+    # 40 requests at 8 per 2 s need 5 windows: the last starts 8 s after the first.
+    assert 8 <= clock.monotonic() - start <= 10
 
 
 def test_several_requests_in_flight(emulator, clock):

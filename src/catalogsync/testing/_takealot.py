@@ -68,6 +68,7 @@ MESSAGES: Final[Mapping[str, str]] = {
     "E25": "Minimum leadtime not permitted for account",
     "E26": "Maximum leadtime not permitted for account",
     "E27": "SKU exceeds 255 characters",
+    "E30": "Cannot update stock to less than zero",
     "E31": "Offer ID does not match existing offer",
     "E33": "Barcode does not match given offer",
     "INVALID_WAREHOUSE": "Merchant warehouse not found for account",

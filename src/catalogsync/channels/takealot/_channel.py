@@ -15,8 +15,9 @@ item after a crash updates the offer it created instead of making a second one:
 * sent before: ``PATCH ...BARCODE{barcode}``; if no offer has that barcode (404), ``POST``.
 
 A create cannot carry ``status_action``, so an offer that must be disabled is disabled by a
-follow-up PATCH. When the barcode of an item changed, the offer of its previous barcode (the
-stored channel id) is disabled after the new one is in place.
+follow-up PATCH. When the barcode of an item changed (the memo remembers the last one sent), the
+offer of the previous barcode is retired first: disabled, and its SKU suffixed with
+``~<offer id>`` because SKUs are unique per seller; then the new barcode gets its offer.
 
 Rule 3: more than ``batch_threshold`` operations go through ``POST /v2/offers/batch`` (chunks of
 at most 10,000), polled on the injected clock until done or ``batch_timeout``; each result is
@@ -30,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Final
 
+import attrs
 import httpx
 from attrs import frozen
 
@@ -72,6 +74,7 @@ class _Work:
     ident: str | None = None
     offer_id: int | None = None
     barcode: str | None = None
+    retired: bool = False  # the offer of the item's previous barcode was retired first
 
     @property
     def removal(self) -> bool:
@@ -314,6 +317,20 @@ class TakealotChannel:
                 outcomes[index] = early
             elif work is not None:
                 works.append(work)
+        moved = [w for w in works if self._barcode_changed(w)]
+        if moved:
+            retired = {
+                work.index: outcome
+                for work, outcome in self._parallel([(w, self._bind_retire(w)) for w in moved])
+            }
+            for index, outcome in retired.items():
+                if not outcome.ok:
+                    outcomes[index] = outcome
+            works = [
+                attrs.evolve(w, retired=True) if w.index in retired else w
+                for w in works
+                if outcomes[w.index] is None
+            ]
         if works:
             if len(works) > self.batch_threshold:
                 done = self._push_batches(works)
@@ -413,20 +430,19 @@ class TakealotChannel:
     # -- sending -------------------------------------------------------------------------------
 
     def _send(self, route: wire.Route, build: Callable[[], httpx.Request]) -> httpx.Response:
-        held = [False]
+        ticket: list[int] = []  # the pacer ticket of the attempt awaiting its answer
 
         def before() -> None:
-            if held[0]:  # the previous attempt got no response (a transport error)
-                self.pacer.release(route)
-            self.pacer.acquire(route)
-            held[0] = True
+            if ticket:  # the previous attempt got no response (a transport error)
+                self.pacer.release(route, ticket.pop())
+            ticket.append(self.pacer.acquire(route))
 
         def classify(response: httpx.Response) -> Any:
             now = self.clock.now()
-            if held[0]:
-                held[0] = False
+            if ticket:
                 self.pacer.observe(
                     route,
+                    ticket.pop(),
                     wire.read_rate_limit(response.headers, now),
                     throttled=response.status_code == 429,  # noqa: PLR2004 - HTTP
                 )
@@ -441,8 +457,8 @@ class TakealotChannel:
         try:
             return self.transport.send(build, classify=classify, before=before)
         finally:
-            if held[0]:
-                self.pacer.release(route)
+            if ticket:
+                self.pacer.release(route, ticket.pop())
 
     def _offer_call(self, build: Callable[[], httpx.Request]) -> wire.OfferReply:
         response = self._send(wire.Route.OFFER, build)
@@ -522,6 +538,49 @@ class TakealotChannel:
                 reply, action = self._create(barcode, payload), ItemAction.CREATE
         return self._settle(work, reply, action, request_id=None)
 
+    @staticmethod
+    def _barcode_changed(work: _Work) -> bool:
+        old = work.op.memo.get("barcode")
+        channel_id = work.op.channel_id
+        return bool(
+            not work.removal and old and old != work.barcode and channel_id and channel_id.isdigit()
+        )
+
+    def _bind_retire(self, work: _Work) -> Callable[[], Outcome]:
+        return lambda: self._retire(work)
+
+    def _retire(self, work: _Work) -> Outcome:
+        """
+        Disable the offer of the item's previous barcode and free its SKU for the new offer.
+
+        SKUs are unique per seller on Takealot (E6/E10), so the old offer keeps the SKU with a
+        ``~<offer id>`` suffix. An outcome that is ok means: go on with the upsert.
+        """
+        op, old_id = work.op, work.op.channel_id or ""
+        sku = str((work.payload or {}).get("sku") or op.ref)
+        suffix = f"~{old_id}"
+        body = {"sku": sku[: wire.MAX_SKU - len(suffix)] + suffix, "status_action": wire.DISABLE}
+        reply = self._update(wire.identifier("ID", old_id), body)
+        if reply.ok or reply.not_found or reply.has("E31"):
+            return Outcome(op.item_type, op.ref, ok=True, action=op.action)
+        return Outcome(
+            op.item_type,
+            op.ref,
+            ok=False,
+            action=op.action,
+            channel_id=op.channel_id,
+            errors=tuple(
+                ItemError(
+                    ErrorKind.CHANNEL,
+                    f"the barcode changed from {op.memo.get('barcode')} to {work.barcode}, but "
+                    f"offer {old_id} of the previous barcode could not be retired: {e.message}",
+                    code=e.code,
+                    field="barcode",
+                )
+                for e in wire.reply_errors(reply, barcode=None)
+            ),
+        )
+
     def _settle(
         self, work: _Work, reply: wire.OfferReply, action: ItemAction, *, request_id: str | None
     ) -> Outcome:
@@ -557,7 +616,13 @@ class TakealotChannel:
             else:
                 failures.extend(wire.reply_errors(follow, barcode=barcode))
         old = op.channel_id
-        if old and old.isdigit() and offer.offer_id is not None and old != str(offer.offer_id):
+        if work.retired:
+            notes.append(
+                f"the barcode changed: offer {old} of the previous barcode "
+                f"{op.memo.get('barcode')} is disabled and its SKU freed"
+            )
+        elif old and old.isdigit() and offer.offer_id is not None and old != str(offer.offer_id):
+            # The barcode changed but the previous one was not remembered: disable the old offer.
             follow = self._update(wire.identifier("ID", old), {"status_action": wire.DISABLE})
             if follow.ok or follow.not_found or follow.has("E31") or follow.has("E11"):
                 notes.append(

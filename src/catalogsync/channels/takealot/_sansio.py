@@ -661,7 +661,7 @@ def reply_errors(reply: OfferReply, *, barcode: str | None) -> tuple[ItemError, 
     return (
         ItemError(
             ErrorKind.CHANNEL,
-            f"takealot refused the offer (HTTP {reply.status_code}): {message}",
+            f"takealot refused the request (HTTP {reply.status_code}): {message}",
             code=f"HTTP {reply.status_code}",
         ),
     )
