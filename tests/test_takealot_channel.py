@@ -429,9 +429,21 @@ def test_faults_fail_only_the_affected_items(emulator, clock):
     assert set(failed) == {"P71", "P72", "P73"}
     for errors in failed.values():
         ((kind, code),) = [(e.kind, e.code) for e in errors]
-        assert (kind, code) == (ErrorKind.TRANSPORT, "ChannelUnavailableError")
+        assert (kind, code) == (ErrorKind.TRANSPORT, "unavailable")
     assert "HTTP 503" in failed["P71"][0].message
     assert {CATALOGUE[n] for n in (70, 74, 75)} <= set(emulator.offers)
+
+
+def test_a_garbled_answer_is_a_transport_error(emulator, clock):
+    """JSON of the wrong shape for a write is reported as a bad response, never as success."""
+    emulator.faults.add(FaultKind.STATUS, status=200, match=CATALOGUE[81])
+    (garbled, fine) = Harness(make(emulator, clock)).push([offer_item(81), offer_item(82)])
+
+    assert (garbled.ok, [(e.kind, e.code) for e in garbled.errors]) == (
+        False,
+        [(ErrorKind.TRANSPORT, "bad_response")],
+    )
+    assert fine.ok
 
 
 def test_follows_the_rate_limit_headers(clock):

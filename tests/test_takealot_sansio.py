@@ -35,7 +35,7 @@ def test_every_sample_is_read():
     """Each recorded response shape has a reader that accepts it (no orphan samples)."""
     names = {p.stem for p in SAMPLES.glob("*.json")}
     readers = {
-        "offer": wire.read_offer_reply,
+        "offer": lambda status, content: wire.read_offer_reply(status, content, write=False),
         "bad": wire.read_offer_reply,
         "forbidden": wire.read_offer_reply,
         "unauthorised": wire.read_offer_reply,
@@ -153,7 +153,9 @@ def test_reads_offer_shapes():
     """A bare V2Offer, an update answer and a create answer all give the offer id, SKU and status."""
     for name in ("offer_get_200", "offer_update_200"):
         response = sample(name)
-        reply = wire.read_offer_reply(response.status_code, response.content)
+        reply = wire.read_offer_reply(
+            response.status_code, response.content, write=name != "offer_get_200"
+        )
         assert reply.ok
         assert reply.offer == wire.OfferView(
             offer_id=123456789,
@@ -220,6 +222,8 @@ def test_garbage_bodies_raise_protocol_errors():
         wire.read_offer_reply(200, b"[1, 2]")
     with pytest.raises(ChannelProtocolError, match="not a list"):
         wire.read_offer_reply(200, b'{"offer": null, "validation_errors": "E2"}')
+    with pytest.raises(ChannelProtocolError, match="neither an offer nor validation errors"):
+        wire.read_offer_reply(200, b'{"errors": [{"message": "?"}]}')
     with pytest.raises(ChannelProtocolError, match="without a batch id"):
         wire.read_batch(200, b'{"status": {"id": 1}}')
     with pytest.raises(ChannelProtocolError, match="not a list"):

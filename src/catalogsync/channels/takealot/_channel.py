@@ -36,7 +36,13 @@ import httpx
 from attrs import frozen
 
 from ..._clock import Clock, SystemClock
-from ..._errors import ChannelAuthError, ChannelError, InvalidArgumentError, RateLimitedError
+from ..._errors import (
+    ChannelAuthError,
+    ChannelError,
+    ChannelProtocolError,
+    InvalidArgumentError,
+    RateLimitedError,
+)
 from ..._models import (
     ConnectorParams,
     Endpoint,
@@ -501,7 +507,12 @@ class TakealotChannel:
             return self._undelivered(work, exc)
 
     def _undelivered(self, work: _Work, exc: ChannelError) -> Outcome:
-        code = "rate_limited" if isinstance(exc, RateLimitedError) else type(exc).__name__
+        if isinstance(exc, RateLimitedError):
+            code = "rate_limited"
+        elif isinstance(exc, ChannelProtocolError):
+            code = "bad_response"
+        else:
+            code = "unavailable"
         return Outcome(
             work.op.item_type,
             work.op.ref,

@@ -409,11 +409,11 @@ def _issues(value: Any, status_code: int) -> tuple[Issue, ...]:
     return tuple(out)
 
 
-def read_offer_reply(status_code: int, content: bytes) -> OfferReply:
+def read_offer_reply(status_code: int, content: bytes, *, write: bool = True) -> OfferReply:
     """
-    Read the answer to a single-offer GET, PATCH or POST.
+    Read the answer to a single-offer PATCH or POST (or a GET, with ``write=False``).
 
-    ``200 {offer, validation_errors}`` (or a bare ``V2Offer`` for a GET) and ``4xx/5xx {message}``
+    ``200 {offer, validation_errors}`` (a bare ``V2Offer`` for a GET) and ``4xx/5xx {message}``
     are understood; anything else raises `ChannelProtocolError`.
     """
     body = _json(content, status_code)
@@ -434,6 +434,13 @@ def read_offer_reply(status_code: int, content: bytes) -> OfferReply:
             status_code,
             offer=_offer(body.get("offer")),
             issues=_issues(body.get("validation_errors"), status_code),
+        )
+    if write:
+        raise ChannelProtocolError(
+            f"takealot answered a write with HTTP {status_code} but neither an offer nor "
+            "validation errors",
+            channel=CHANNEL,
+            status_code=status_code,
         )
     return OfferReply(status_code, offer=_offer(body))
 
