@@ -87,6 +87,9 @@ class _Work:
         return self.payload is None
 
 
+_Batch = tuple[wire.BatchView, list[_Work]]
+
+
 class _BatchRefusedError(Exception):
     """Internal: the batch endpoint answered an error instead of a batch."""
 
@@ -720,10 +723,9 @@ class TakealotChannel:
             )
         return wire.read_batch(response.status_code, response.content)
 
-    def _push_batches(self, works: list[_Work]) -> list[tuple[_Work, Outcome]]:  # noqa: C901
+    def _push_batches(self, works: list[_Work]) -> list[tuple[_Work, Outcome]]:
         done: list[tuple[_Work, Outcome]] = []
-        running: list[tuple[wire.BatchView, list[_Work]]] = []
-        finished: list[tuple[wire.BatchView, list[_Work]]] = []
+        submitted = []
         for start in range(0, len(works), self.batch_size):
             chunk = works[start : start + self.batch_size]
             try:
@@ -738,7 +740,30 @@ class TakealotChannel:
                 done.extend((w, self._failed(w, errors, request_id=None)) for w in chunk)
                 continue
             _log.debug("takealot batch %s submitted with %d offers", view.batch_id, len(chunk))
-            (running if view.state is wire.BatchState.PENDING else finished).append((view, chunk))
+            submitted.append((view, chunk))
+        finished, running = self._wait(submitted)
+        for view, chunk in running:
+            error = ItemError(
+                ErrorKind.TRANSPORT,
+                f"takealot batch {view.batch_id} was still processing after "
+                f"{self.batch_timeout:g} s; the offer will be sent again",
+                code="batch_timeout",
+            )
+            done.extend((w, self._failed(w, (error,), request_id=view.batch_id)) for w in chunk)
+        calls: list[tuple[_Work, Callable[[], Outcome]]] = []
+        for view, chunk in finished:
+            for work, result in self._match(view, chunk):
+                call = self._bind_result(work, result, view.batch_id)
+                if self._needs_follow_up(work, result):
+                    calls.append((work, call))  # more requests: in parallel, paced
+                else:
+                    done.append((work, call()))  # no I/O left: settle here
+        return done + self._parallel(calls)
+
+    def _wait(self, submitted: list[_Batch]) -> tuple[list[_Batch], list[_Batch]]:
+        """Poll pending batches on the clock until done or the timeout: (finished, running)."""
+        finished = [b for b in submitted if b[0].state is not wire.BatchState.PENDING]
+        running = [b for b in submitted if b[0].state is wire.BatchState.PENDING]
         deadline = self.clock.monotonic() + self.batch_timeout
         interval = self.poll_interval
         while running:
@@ -756,23 +781,27 @@ class TakealotChannel:
                 except ChannelError:
                     still.append((view, chunk))  # keep asking until the deadline
                     continue
-                (still if polled.state is wire.BatchState.PENDING else finished).append(
-                    (polled, chunk)
-                )
+                pending = polled.state is wire.BatchState.PENDING
+                (still if pending else finished).append((polled, chunk))
             running = still
-        for view, chunk in running:
-            error = ItemError(
-                ErrorKind.TRANSPORT,
-                f"takealot batch {view.batch_id} was still processing after "
-                f"{self.batch_timeout:g} s; the offer will be sent again",
-                code="batch_timeout",
-            )
-            done.extend((w, self._failed(w, (error,), request_id=view.batch_id)) for w in chunk)
-        calls: list[tuple[_Work, Callable[[], Outcome]]] = []
-        for view, chunk in finished:
-            for work, result in self._match(view, chunk):
-                calls.append((work, self._bind_result(work, result, view.batch_id)))
-        return done + self._parallel(calls)
+        return finished, running
+
+    @staticmethod
+    def _needs_follow_up(work: _Work, result: wire.OfferReply | ItemError) -> bool:
+        """Whether settling an upsert's batch result sends more requests (see `_settle`)."""
+        if work.removal or not isinstance(result, wire.OfferReply) or not result.ok:
+            return False
+        offer = result.offer or wire.OfferView()
+        if (work.payload or {}).get("status_action") == wire.DISABLE and not offer.disabled:
+            return True
+        old = work.op.channel_id
+        return bool(
+            not work.retired
+            and old
+            and old.isdigit()
+            and offer.offer_id is not None
+            and old != str(offer.offer_id)
+        )
 
     def _bind_result(
         self, work: _Work, result: wire.OfferReply | ItemError, batch_id: str
