@@ -518,7 +518,14 @@ def test_a_spent_budget_from_elsewhere_is_waited_out(clock):
 
 def test_several_thousand_offers_go_through_batches(clock):
     """3,000 offers use the batch endpoint; per-offer errors land on the right items."""
-    emulator = TakealotEmulator(CATALOGUE, api_key=KEY, clock=clock, batch_polls=3)
+    emulator = TakealotEmulator(
+        CATALOGUE,
+        api_key=KEY,
+        clock=clock,
+        batch_polls=3,
+        limits={"batch": 2, "batch_status": 4, "offer": 20},
+        window=10,
+    )
     existing = emulator.add_offer(CATALOGUE[2999], sku="KEEP", selling_price=10)
     emulator.add_offer(CATALOGUE[2000], sku="P2000", selling_price=10)
     emulator.disable_by_takealot(CATALOGUE[2000])
@@ -558,6 +565,8 @@ def test_several_thousand_offers_go_through_batches(clock):
     assert emulator.stock(CATALOGUE[3]) == {WAREHOUSE: 3}
     assert (outcomes[-1].ok, outcomes[-1].action) == (True, ItemAction.ARCHIVE)
     assert emulator.offers[CATALOGUE[2999]]["status"] == "Disabled by Seller"
+    assert emulator.throttled == 0  # batch submissions and status polls were paced too
+    assert channel.pacer.waited[wire.Route.BATCH] > 0
     assert seconds < 20
 
 

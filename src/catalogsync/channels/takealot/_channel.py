@@ -326,20 +326,7 @@ class TakealotChannel:
                 outcomes[index] = early
             elif work is not None:
                 works.append(work)
-        moved = [w for w in works if self._barcode_changed(w)]
-        if moved:
-            retired = {
-                work.index: outcome
-                for work, outcome in self._parallel([(w, self._bind_retire(w)) for w in moved])
-            }
-            for index, outcome in retired.items():
-                if not outcome.ok:
-                    outcomes[index] = outcome
-            works = [
-                attrs.evolve(w, retired=True) if w.index in retired else w
-                for w in works
-                if outcomes[w.index] is None
-            ]
+        works = self._retire_moved(works, outcomes)
         if works:
             if len(works) > self.batch_threshold:
                 done = self._push_batches(works)
@@ -347,6 +334,10 @@ class TakealotChannel:
                 done = self._parallel([(w, self._bind_single(w)) for w in works])
             for work, outcome in done:
                 outcomes[work.index] = outcome
+        missing = [operations[i].ref for i, o in enumerate(outcomes) if o is None]
+        if missing:  # a bug, never an item problem: say so loudly rather than drop items
+            msg = f"takealot channel produced no outcome for {missing[:5]}"
+            raise RuntimeError(msg)
         return [o for o in outcomes if o is not None]
 
     # -- triage ----------------------------------------------------------------------------------
@@ -559,6 +550,24 @@ class TakealotChannel:
         return bool(
             not work.removal and old and old != work.barcode and channel_id and channel_id.isdigit()
         )
+
+    def _retire_moved(self, works: list[_Work], outcomes: list[Outcome | None]) -> list[_Work]:
+        """Retire the old offers of items whose barcode changed; return the works to go on with."""
+        moved = [w for w in works if self._barcode_changed(w)]
+        if not moved:
+            return works
+        retired = {
+            work.index: outcome
+            for work, outcome in self._parallel([(w, self._bind_retire(w)) for w in moved])
+        }
+        for index, outcome in retired.items():
+            if not outcome.ok:
+                outcomes[index] = outcome
+        return [
+            attrs.evolve(w, retired=True) if w.index in retired else w
+            for w in works
+            if outcomes[w.index] is None
+        ]
 
     def _bind_retire(self, work: _Work) -> Callable[[], Outcome]:
         return lambda: self._retire(work)
