@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._clock import ManualClock
 from ._http import Emulator, Fault, FaultKind, Faults
 from ._memory_channel import MemoryChannel
+from ._takealot import TakealotEmulator
 
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryChannel",
     "QueueConformance",
     "StoreConformance",
+    "TakealotEmulator",
 ]
 
 
