@@ -154,8 +154,6 @@ class TakealotChannel:
     .. versionadded:: 0.1.0
     """
 
-    # The type: ignores work around Capabilities' ``converter=frozenset``, whose generic
-    # signature mypy cannot solve (reported; typing.py is a shared file).
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         accepts=frozenset({ItemType.PRODUCT, ItemType.VARIANT}),
         reads=frozenset(_READS),
