@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -634,6 +635,8 @@ def test_newer_schema_is_refused(opened, db):
 
     with pytest.raises(SchemaVersionError, match="newer"):
         queue.counts("shop")
+    with pytest.raises(SchemaVersionError):  # and again: a refused file stays refused
+        queue.enqueue("shop", [Change("P1", P)])
     with pytest.raises(SchemaVersionError):
         queue.migrate()
     assert isinstance(SchemaVersionError("x"), BackendError)
@@ -787,7 +790,8 @@ queue.close()
 
 def test_processes_share_a_queue(tmp_path, db):
     """Four consumer processes and one producer: every change delivered once, counts end at 0."""
-    SQLiteQueue(db).migrate()  # schema first, so the producer's first batch is not delayed
+    with SQLiteQueue(db) as queue:  # schema first, so the producer's first batch is not delayed
+        queue.migrate()
     n, batch = 6000, 200
     done = tmp_path / "done"
     consumers = [_spawn(_CONSUME, db, done, tmp_path / f"out{i}.json") for i in range(4)]
@@ -838,7 +842,8 @@ def test_kill_9_loses_no_returned_enqueue(tmp_path, sync):
     batch = 1200
     for trial in range(6):
         path = tmp_path / f"crash-{trial}.db"
-        SQLiteQueue(path).migrate()
+        with SQLiteQueue(path) as queue:
+            queue.migrate()
         proc = _spawn(_CRASH_ENQUEUE, path, batch, sync)
         _wait_lines(proc, 2)
         time.sleep(rng.uniform(0.0, 0.25))
@@ -875,7 +880,8 @@ while True:
 @pytest.mark.skipif(not POSIX, reason="SIGKILL is POSIX")
 def test_kill_9_during_replace_all_keeps_one_whole_set(tmp_path, db):
     """SIGKILL mid-refresh: the queue holds exactly one complete generation."""
-    SQLiteQueue(db).migrate()
+    with SQLiteQueue(db) as queue:
+        queue.migrate()
     proc = _spawn(_CRASH_REPLACE, db)
     _wait_lines(proc, 1)
     time.sleep(random.uniform(0.0, 0.2))
@@ -888,3 +894,26 @@ def test_kill_9_during_replace_all_keeps_one_whole_set(tmp_path, db):
         assert len(generations) == 1
         assert entries.total == 3000
         assert queue._conn().execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_opens_its_own_connection(opened, db):
+    """A child forked after use gets a fresh connection; the parent's keeps working."""
+    queue = _queue(opened, db)
+    queue.enqueue("shop", [Change("parent-1", P)])
+    parent_conn = queue._conn()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            fresh = queue._conn() is not parent_conn
+            queue.enqueue("shop", [Change("child", P)])
+            code = 0 if fresh else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert queue._conn() is parent_conn
+    queue.enqueue("shop", [Change("parent-2", P)])
+    assert {e.ref for e in queue.entries("shop")} == {"parent-1", "child", "parent-2"}

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, Self
 
 from .._clock import Clock, SystemClock
 from .._errors import BackendError, InvalidArgumentError
@@ -141,8 +141,6 @@ class SQLiteBase:
         busy_timeout: Seconds to wait for the write lock before failing (retryable).
     """
 
-    _kind = "backend"
-
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -176,6 +174,13 @@ class SQLiteBase:
     # connections --------------------------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, on a database whose schema is known to be current."""
+        conn = self._connection()
+        if not self._migrated:
+            self._migrate(conn)
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
@@ -200,9 +205,6 @@ class SQLiteBase:
             self._conns[thread.ident or 0] = (thread, conn)
             self._local.conn = conn
             self._local.pid = pid
-            migrated = self._migrated
-        if not migrated:
-            self.migrate()
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -242,7 +244,7 @@ class SQLiteBase:
             conn.close()
         self._local = threading.local()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -298,7 +300,9 @@ class SQLiteBase:
             SchemaVersionError: The file was migrated by a newer catalogsync.
             BackendError: The file could not be opened or migrated.
         """
-        conn = self._conn()
+        return self._migrate(self._connection())
+
+    def _migrate(self, conn: sqlite3.Connection) -> int:
         try:
             version = migrate(conn)
         except sqlite3.Error as exc:
@@ -306,7 +310,7 @@ class SQLiteBase:
         self._migrated = True
         return version
 
-    def now_us(self) -> int:
+    def _now_us(self) -> int:
         """The clock's current time in microseconds since the epoch."""
         return to_us(self._clock.now())
 

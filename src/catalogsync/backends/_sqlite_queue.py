@@ -174,7 +174,7 @@ class SQLiteQueue(SQLiteBase):
         n = len(changes)
         if n == 0 and not replace:
             return 0
-        now = self.now_us()
+        now = self._now_us()
         with self._write("enqueue") as conn:
             top = _reserve(conn, n)
             if replace:
@@ -210,7 +210,7 @@ class SQLiteQueue(SQLiteBase):
             _unstage(conn)
             raise
         try:
-            now = self.now_us()
+            now = self._now_us()
             with self._write("enqueue") as wconn:
                 top = _reserve(wconn, n)
                 if replace:
@@ -227,7 +227,7 @@ class SQLiteQueue(SQLiteBase):
         """Lease up to *limit* visible entries, oldest first, for *owner* until ``now + ttl``."""
         _check_connector(connector_id)
         check_lease_args(owner, limit, ttl)
-        now = self.now_us()
+        now = self._now_us()
         deadline_us = now + ttl // _MICRO
         with self._write("lease") as conn:
             rows = conn.execute(_LEASE_SELECT, (connector_id, now, limit)).fetchall()
@@ -246,7 +246,7 @@ class SQLiteQueue(SQLiteBase):
         held = _held_params(connector_id, leases)
         if not held:
             return 0
-        now = self.now_us()
+        now = self._now_us()
         with self._write("ack") as conn:
             acked = conn.executemany(
                 _ACK, [(*h, now, lease.version) for h, lease in zip(held, leases, strict=True)]
@@ -270,7 +270,7 @@ class SQLiteQueue(SQLiteBase):
         held = _held_params(connector_id, leases)
         if not held:
             return 0
-        now = self.now_us()
+        now = self._now_us()
         visible = now + delay // _MICRO
         with self._write("release") as conn:
             return conn.executemany(_RELEASE, [(visible, *h, now) for h in held]).rowcount
@@ -282,7 +282,7 @@ class SQLiteQueue(SQLiteBase):
         held = _held_params(connector_id, leases)
         if not held:
             return 0
-        now = self.now_us()
+        now = self._now_us()
         deadline = now + ttl // _MICRO
         with self._write("extend") as conn:
             return conn.executemany(_EXTEND, [(deadline, *h, now) for h in held]).rowcount
@@ -322,7 +322,7 @@ class SQLiteQueue(SQLiteBase):
                 raise InvalidArgumentError("ref_contains must be a str", field="ref_contains")
             where += " AND instr(ref, ?) > 0"
             params.append(ref_contains)
-        now = self.now_us()
+        now = self._now_us()
         with self._read("entries", snapshot=True) as conn:
             (total,) = conn.execute(
                 f"SELECT count(*) FROM queue_entries WHERE {where}",  # noqa: S608

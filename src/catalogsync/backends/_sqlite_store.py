@@ -539,6 +539,11 @@ class SQLiteStore(SQLiteBase):
         if query.account is not None:
             where.append(f"{account} = ?")
             params.append(query.account)
+            if query.account:
+                # Implied by the line above (a connector that was never saved has no account),
+                # and it lets SQLite start from the account's events instead of every status.
+                where.append("e.connector_id IN (SELECT id FROM connectors WHERE account = ?)")
+                params.append(query.account)
         if query.since is not None:
             where.append("s.updated_at >= ?")
             params.append(to_us(query.since))
