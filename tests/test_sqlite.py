@@ -271,9 +271,15 @@ def test_closed_backend_refuses_work(db):
 def test_translate_classifies_busy_and_locked_codes():
     """SQLITE_BUSY and SQLITE_LOCKED (and their extended codes) are retryable; others are not."""
     busy = sqlite3.OperationalError("database is locked")
+    snapshot = sqlite3.OperationalError("x")
+    snapshot.sqlite_errorcode = 517  # type: ignore[attr-defined]  # SQLITE_BUSY_SNAPSHOT
+    shared_cache = sqlite3.OperationalError("y")
+    shared_cache.sqlite_errorcode = 262  # type: ignore[attr-defined]  # SQLITE_LOCKED_SHAREDCACHE
     plain = sqlite3.IntegrityError("UNIQUE constraint failed: events.id")
 
     assert _sqlite_db.translate(busy, "lease").retryable
+    assert _sqlite_db.translate(snapshot, "lease").retryable
+    assert _sqlite_db.translate(shared_cache, "lease").retryable
     assert not _sqlite_db.translate(plain, "commit").retryable
     assert "commit" in str(_sqlite_db.translate(plain, "commit"))
 
