@@ -399,6 +399,44 @@ def test_staging_does_not_hold_the_write_lock(opened, db):
     assert queue.counts("shop") == Counts(category=1, product=2500)
 
 
+def test_queue_matches_the_memory_queue(opened, db):
+    """Random operation sequences give the same leases, counts and entries as the memory queue."""
+    from catalogsync import MemoryQueue
+
+    rng = random.Random(20261122)
+    clock = ManualClock()
+    mem, sql = MemoryQueue(clock=clock), _queue(opened, db, clock=clock)
+    held: list = []
+    for step in range(600):
+        op = rng.random()
+        if op < 0.35:
+            changes = [
+                Change(f"r{rng.randrange(30)}", rng.choice([P, V, C]), rng.choice(list(ChangeKind)))
+                for _ in range(rng.randrange(1, 8))
+            ]
+            assert mem.enqueue("c", changes) == sql.enqueue("c", iter(changes))
+        elif op < 0.55:
+            owner, limit = f"w{rng.randrange(3)}", rng.randrange(1, 6)
+            got = sql.lease("c", owner=owner, limit=limit, ttl=TTL)
+            assert mem.lease("c", owner=owner, limit=limit, ttl=TTL) == got, step
+            held.extend(got)
+        elif op < 0.7 and held:
+            batch = [held.pop(rng.randrange(len(held))) for _ in range(min(len(held), 3))]
+            assert mem.ack("c", batch) == sql.ack("c", batch), step
+        elif op < 0.8 and held:
+            batch = [held.pop()]
+            delay = timedelta(seconds=rng.choice([0, 5, 50]))
+            assert mem.release("c", batch, delay=delay) == sql.release("c", batch, delay=delay)
+        elif op < 0.87 and held:
+            assert mem.extend("c", held[-2:], ttl=TTL) == sql.extend("c", held[-2:], ttl=TTL)
+        elif op < 0.9:
+            changes = [Change(f"r{rng.randrange(30)}", P) for _ in range(rng.randrange(0, 10))]
+            assert mem.replace_all("c", changes) == sql.replace_all("c", changes)
+        clock.advance(rng.choice([0, 0, 1, 7, 31]))
+        assert mem.counts("c") == sql.counts("c"), step
+        assert mem.entries("c", limit=100) == sql.entries("c", limit=100), step
+
+
 def test_threads_lease_each_entry_once(opened, db):
     """Threads sharing one queue object never lease the same entry twice while leases run."""
     queue = _queue(opened, db)

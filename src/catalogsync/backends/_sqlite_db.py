@@ -238,8 +238,11 @@ class SQLiteBase:
         """
         with self._lock:
             self._closed = True
-            conns = [c for _, c in self._conns.values()] if self._pid == os.getpid() else []
+            conns = [c for _, c in self._conns.values()]
             self._conns.clear()
+            if self._pid != os.getpid():  # a forked child: park the parent's, never close them
+                _INHERITED.extend(conns)
+                conns = []
         for conn in conns:
             conn.close()
         self._local = threading.local()
