@@ -7,6 +7,8 @@ Memory and SQLite backends ship with the core; the PostgreSQL and Redis backends
 """
 
 from ._memory import MemoryQueue, MemoryStore
+from ._sqlite_queue import SQLiteQueue
+from ._sqlite_store import SQLiteStore
 
 
-__all__ = ["MemoryQueue", "MemoryStore"]
+__all__ = ["MemoryQueue", "MemoryStore", "SQLiteQueue", "SQLiteStore"]
