@@ -52,7 +52,7 @@ from ._models import (
 from ._register import ActivityRegister, Overview
 from ._secrets import RedactingFilter, Secret, redact
 from ._sync import Plan, PlannedItem, Progress, RunResult, Synchronizer, SyncOptions
-from .backends import MemoryQueue, MemoryStore
+from .backends import MemoryQueue, MemoryStore, SQLiteQueue, SQLiteStore
 from .typing import CatalogSource, Channel, QueueBackend, StateStore
 
 
@@ -104,6 +104,8 @@ __all__ = [
     "RateLimitedError",
     "RedactingFilter",
     "RunResult",
+    "SQLiteQueue",
+    "SQLiteStore",
     "SchemaVersionError",
     "Secret",
     "StateStore",

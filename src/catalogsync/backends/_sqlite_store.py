@@ -253,6 +253,14 @@ class SQLiteStore(SQLiteBase):
                 raise NotFoundError(f"no event {event_id!r}")
             return _with_iterations(conn, [row])[0]
 
+    def event_status(self, event_id: str) -> EventStatus:
+        """Return an event's status without loading it. Raises `NotFoundError`."""
+        with self._read("event_status") as conn:
+            row = conn.execute("SELECT status FROM events WHERE id = ?", (event_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no event {event_id!r}")
+        return EventStatus(row[0])
+
     def active_event(self, connector_id: str) -> SyncEvent | None:
         """Return the connector's in-progress or paused event, if any."""
         with self._read("active_event", snapshot=True) as conn:

@@ -320,13 +320,16 @@ class QueueConformance:
         queue.enqueue(cid, old)
         seen: list[Counts] = []
         stop = threading.Event()
+        started = threading.Event()
 
         def read() -> None:
             while not stop.is_set():
                 seen.append(queue.counts(cid))
+                started.set()
 
         reader = threading.Thread(target=read)
         reader.start()
+        started.wait(timeout=10)
         try:
             queue.replace_all(cid, iter(new))
         finally:
