@@ -9,6 +9,7 @@ incrementally, and the activity register and the failed items are printed.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import random
 import tempfile
@@ -239,18 +240,32 @@ class DemoResult:
     extra: dict[str, Any]
 
 
-#: Channels the demo can use: name -> factory(sync clock) -> (channel, params, extra checks).
-CHANNELS: dict[str, Callable[[], tuple[Channel, ConnectorParams, contextlib.ExitStack]]] = {}
+#: What a channel's demo setup returns: the channel, the connector parameters to use with the
+#: demo catalog (field mapping included), and an exit stack that closes what it opened.
+DemoSetup = tuple[Channel, ConnectorParams, contextlib.ExitStack]
+
+#: Channels the demo can use: name -> "module:function" returning a `DemoSetup`. Each channel
+#: keeps its demo wiring (emulator, catalogue, field mapping) in its own ``_demo`` module.
+CHANNELS: dict[str, str] = {
+    "memory": "catalogsync._demo:memory_setup",
+    "takealot": "catalogsync.channels.takealot._demo:demo_setup",
+}
+DEFAULT_CHANNEL = "memory"
 
 
-def _memory_channel() -> tuple[Channel, ConnectorParams, contextlib.ExitStack]:
+def memory_setup() -> DemoSetup:
+    """The memory channel: no network, nothing to configure."""
     from .testing import MemoryChannel  # noqa: PLC0415
 
     return MemoryChannel(), ConnectorParams(language="en", map_status=True), contextlib.ExitStack()
 
 
-CHANNELS["memory"] = _memory_channel
-DEFAULT_CHANNEL = "memory"
+def load_setup(name: str) -> Callable[[], DemoSetup]:
+    """Import the demo setup function registered for channel *name*."""
+    module_name, _, function = CHANNELS[name].partition(":")
+    module = importlib.import_module(module_name)
+    setup: Callable[[], DemoSetup] = getattr(module, function)
+    return setup
 
 
 def run_demo(
@@ -273,7 +288,7 @@ def run_demo(
             path = Path(tmp) / "catalogsync.db"
         else:
             path = Path(db)
-        the_channel, params, resources = CHANNELS[channel]()
+        the_channel, params, resources = load_setup(channel)()
         stack.enter_context(resources)
         queue, store = SQLiteQueue(path), SQLiteStore(path)
         catalog = sample_catalog(products)
