@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._clock import ManualClock
 from ._http import Emulator, Fault, FaultKind, Faults
+from ._shopify import EmulatedCollection, EmulatedProduct, EmulatedVariant, ShopifyEmulator
 
 
 if TYPE_CHECKING:
@@ -18,12 +19,16 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "EmulatedCollection",
+    "EmulatedProduct",
+    "EmulatedVariant",
     "Emulator",
     "Fault",
     "FaultKind",
     "Faults",
     "ManualClock",
     "QueueConformance",
+    "ShopifyEmulator",
     "StoreConformance",
 ]
 
