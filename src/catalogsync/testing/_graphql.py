@@ -244,20 +244,118 @@ def _applies(condition: Any, typename: str | None) -> bool:
     return condition is None or typename is None or condition.name.value == typename
 
 
-_DEPRECATION_PATTERNS = (
-    (re.compile(r"The field (\S+?) is deprecated"), "{0}"),
-    (re.compile(r"Field '(\S+?)' argument '(\S+?)' is deprecated"), "{0}.{1}"),
-    (re.compile(r"The input field (\S+?) is deprecated"), "{0}"),
-    (re.compile(r"The enum value '(\S+?)' is deprecated"), "{0}"),
-)
+@functools.lru_cache(maxsize=1)
+def _deprecation_rule() -> type[Any]:
+    """
+    A validation rule listing deprecated fields, arguments, input fields and enum values used.
+
+    graphql-core's ``NoDeprecatedCustomRule`` reads AST nodes to name deprecated arguments,
+    and a client schema (built from introspection) has none, so it crashes there.
+    """
+    from graphql import GraphQLError  # noqa: PLC0415
+    from graphql.validation import ValidationRule  # noqa: PLC0415
+
+    class DeprecatedUse(ValidationRule):
+        def _report(self, name: str, node: Any) -> None:
+            self.report_error(GraphQLError(name, node))
+
+        def enter_field(self, node: Any, *_args: Any) -> None:
+            field_def = self.context.get_field_def()
+            parent = self.context.get_parent_type()
+            if field_def is not None and field_def.deprecation_reason is not None and parent:
+                self._report(f"{parent.name}.{node.name.value}", node)
+
+        def enter_argument(self, node: Any, *args: Any) -> None:
+            arg_def = self.context.get_argument()
+            if arg_def is None or arg_def.deprecation_reason is None:
+                return
+            directive = self.context.get_directive()
+            if directive is not None:
+                self._report(f"@{directive.name}.{node.name.value}", node)
+                return
+            ancestors = args[3] if len(args) > 3 else ()  # noqa: PLR2004 - visitor signature
+            field_node = ancestors[-1] if ancestors else None
+            parent = self.context.get_parent_type()
+            field_name = getattr(getattr(field_node, "name", None), "value", "?")
+            owner = parent.name if parent is not None else "?"
+            self._report(f"{owner}.{field_name}.{node.name.value}", node)
+
+        def enter_object_field(self, node: Any, *_args: Any) -> None:
+            from graphql import get_named_type, is_input_object_type  # noqa: PLC0415
+
+            parent = get_named_type(self.context.get_parent_input_type())
+            if is_input_object_type(parent):
+                field = parent.fields.get(node.name.value)
+                if field is not None and field.deprecation_reason is not None:
+                    self._report(f"{parent.name}.{node.name.value}", node)
+
+        def enter_enum_value(self, node: Any, *_args: Any) -> None:
+            value = self.context.get_enum_value()
+            enum_type = get_named_type_lazy(self.context.get_input_type())
+            if value is not None and value.deprecation_reason is not None and enum_type:
+                self._report(f"{enum_type.name}.{node.value}", node)
+
+    return DeprecatedUse
 
 
-def _deprecation_name(message: str) -> str:
-    for pattern, template in _DEPRECATION_PATTERNS:
-        match = pattern.search(message)
-        if match:
-            return template.format(*match.groups()).strip("'.")
-    return message
+def get_named_type_lazy(type_: Any) -> Any:
+    """``graphql.get_named_type`` without importing graphql at module level."""
+    from graphql import get_named_type  # noqa: PLC0415
+
+    return get_named_type(type_)
+
+
+def _deprecated_values(type_: Any, value: Any, out: set[str]) -> None:
+    """Deprecated input fields and enum values used inside variable *value*."""
+    from graphql import (  # noqa: PLC0415
+        get_nullable_type,
+        is_enum_type,
+        is_input_object_type,
+        is_list_type,
+    )
+
+    type_ = get_nullable_type(type_)
+    if value is None:
+        return
+    if is_list_type(type_) and isinstance(value, list):
+        for item in value:
+            _deprecated_values(type_.of_type, item, out)
+    elif is_input_object_type(type_) and isinstance(value, Mapping):
+        for name, item in value.items():
+            field = type_.fields.get(name)
+            if field is None:
+                continue
+            if field.deprecation_reason is not None:
+                out.add(f"{type_.name}.{name}")
+            _deprecated_values(field.type, item, out)
+    elif is_enum_type(type_) and isinstance(value, str):
+        enum_value = type_.values.get(value)
+        if enum_value is not None and enum_value.deprecation_reason is not None:
+            out.add(f"{type_.name}.{value}")
+
+
+def find_deprecations(schema: Any, document: Any, variables: Mapping[str, Any]) -> list[str]:
+    """
+    Everything deprecated that *document* and its *variables* use, as ``Type.field`` names
+    (the form of ``X-Shopify-API-Deprecated-Reason``).
+    """
+    from graphql import validate  # noqa: PLC0415
+
+    found = {e.message for e in validate(schema, document, [_deprecation_rule()])}
+    return sorted(found | set(_variable_deprecations(schema, document, variables)))
+
+
+def _variable_deprecations(schema: Any, document: Any, variables: Mapping[str, Any]) -> set[str]:
+    from graphql import OperationDefinitionNode, type_from_ast  # noqa: PLC0415
+
+    found: set[str] = set()
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            for var in definition.variable_definitions or ():
+                var_type = type_from_ast(schema, var.type)
+                if var_type is not None:
+                    _deprecated_values(var_type, variables.get(var.variable.name.value), found)
+    return found
 
 
 def prepare(
@@ -272,7 +370,7 @@ def prepare(
     Raises:
         GraphQLFailure: syntax errors, validation errors, bad variables, unknown operation.
     """
-    from graphql import GraphQLError, OperationDefinitionNode, parse, validate  # noqa: PLC0415
+    from graphql import GraphQLError, OperationDefinitionNode  # noqa: PLC0415
 
     query = body.get("query")
     if not isinstance(query, str):
@@ -281,9 +379,11 @@ def prepare(
     if not isinstance(variables, Mapping):
         raise GraphQLFailure([{"message": "Parameter 'variables' must be an object"}])
     try:
-        document = parse(query)
+        document, errors, static = _checked(query, schema)
     except GraphQLError as exc:
         raise GraphQLFailure([dict(exc.formatted)]) from None
+    if errors:
+        raise GraphQLFailure([dict(e) for e in errors])
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     wanted = body.get("operationName")
     chosen = [o for o in operations if not wanted or (o.name and o.name.value == wanted)]
@@ -293,23 +393,18 @@ def prepare(
     deprecations: list[str] = []
     if schema is not None:
         from graphql.execution.values import get_variable_values  # noqa: PLC0415
-        from graphql.validation import NoDeprecatedCustomRule  # noqa: PLC0415
 
-        errors = validate(schema, document)
-        if errors:
-            raise GraphQLFailure([dict(e.formatted) for e in errors])
-        coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables))
+        coerced = get_variable_values(
+            schema, operation.variable_definitions or (), dict(variables)
+        )
         if isinstance(coerced, list):
             raise GraphQLFailure([dict(e.formatted) for e in coerced])
         # graphql-core 3.3 returns VariableValues(sources, coerced); 3.2 a plain dict.
         values: Any = getattr(coerced, "coerced", coerced)
         variables = dict(values)
-        deprecations = sorted(
-            {
-                _deprecation_name(e.message)
-                for e in validate(schema, document, [NoDeprecatedCustomRule])
-            }
-        )
+        # What the client sent, not the coerced values: coercion fills in schema defaults.
+        raw = body.get("variables") or {}
+        deprecations = sorted(static | _variable_deprecations(schema, document, raw))
     prepared = Prepared(document, operation, _with_defaults(operation, variables), deprecations)
     if schema is None:
         allowed = known_roots(prepared.kind)
@@ -330,6 +425,21 @@ def prepare(
                 ]
             )
     return prepared
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(query: str, schema: Any) -> tuple[Any, tuple[Any, ...], frozenset[str]]:
+    """Parse and validate *query* once per schema (documents are constants in practice)."""
+    from graphql import parse, validate  # noqa: PLC0415
+
+    document = parse(query)
+    if schema is None:
+        return document, (), frozenset()
+    errors = tuple(e.formatted for e in validate(schema, document))
+    if errors:
+        return document, errors, frozenset()
+    used = frozenset(e.message for e in validate(schema, document, [_deprecation_rule()]))
+    return document, (), used
 
 
 def _with_defaults(operation: Any, variables: Mapping[str, Any]) -> dict[str, Any]:

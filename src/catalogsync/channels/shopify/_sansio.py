@@ -821,6 +821,24 @@ def _structure_variant(value: Any, _: Any) -> VariantNode:
     )
 
 
+def _structure_user_error(value: Any, _: Any) -> UserError:
+    # Strict: a string path or a missing message is garbage, not something to coerce.
+    path = value.get("field")
+    message = value.get("message")
+    code = value.get("code")
+    if not isinstance(message, str):
+        msg = "userErrors[].message must be a string"
+        raise TypeError(msg)
+    if path is not None and (
+        not isinstance(path, list) or not all(isinstance(p, str) for p in path)
+    ):
+        msg = "userErrors[].field must be a list of strings"
+        raise TypeError(msg)
+    return UserError(
+        message, tuple(path) if path is not None else None, code if isinstance(code, str) else None
+    )
+
+
 def configure_converter(converter: cattrs.Converter) -> None:
     """
     Configure *converter* for Shopify's Admin GraphQL responses.
@@ -829,7 +847,8 @@ def configure_converter(converter: cattrs.Converter) -> None:
       ``restoreRate`` -> ``restore_rate``);
     * a variant's ``selectedOptions`` become ``(name, value)`` pairs and ``inventoryItem.id``
       becomes ``inventory_item_id``;
-    * ``field`` paths of user errors become tuples (``null`` stays ``None``).
+    * ``field`` paths of user errors become tuples (``null`` stays ``None``); a path that is
+      not a list of strings, or a missing message, is rejected rather than coerced.
     """
     converter.register_structure_hook(VariantNode, _structure_variant)
     converter.register_structure_hook(
@@ -844,9 +863,7 @@ def configure_converter(converter: cattrs.Converter) -> None:
     converter.register_structure_hook(
         TranslatableContent, make_dict_structure_fn(TranslatableContent, converter)
     )
-    converter.register_structure_hook(
-        UserError, make_dict_structure_fn(UserError, converter, _cattrs_forbid_extra_keys=False)
-    )
+    converter.register_structure_hook(UserError, _structure_user_error)
 
 
 def make_converter() -> cattrs.Converter:
