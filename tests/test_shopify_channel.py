@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import contracts_dir, require
 
 from catalogsync import (
     ChannelAuthError,
@@ -31,7 +32,6 @@ from catalogsync.channels.shopify import (
 )
 from catalogsync.testing import FaultKind, Faults, ManualClock, ShopifyEmulator
 from catalogsync.typing import Operation, Outcome, RenderContext
-from tests.conftest import contracts_dir, require
 
 
 TOKEN = "shpat_emulated_token_0001"
@@ -54,13 +54,20 @@ def make(
     **channel: Any,
 ) -> tuple[ShopifyEmulator, ShopifyChannel]:
     """An emulator and a channel wired to it in-process."""
-    options = {"schema": schema_path(channel.get("api_version", "2026-10")), "clock": clock, "access_tokens": [TOKEN], **(emulator or {})}
+    options = {
+        "schema": schema_path(channel.get("api_version", "2026-10")),
+        "clock": clock,
+        "access_tokens": [TOKEN],
+        **(emulator or {}),
+    }
     emu = ShopifyEmulator(**options)
     store = ShopifyStore(
         "emulated", token or StaticToken(Secret(TOKEN)), location_id=LOCATION, base_url=emu.base_url
     )
     channel.setdefault("retry", RetryPolicy(attempts=6, initial=0.5, maximum=30.0))
-    return emu, ShopifyChannel(store, client=emu.client(), clock=clock, rng=random.Random(7), **channel)
+    return emu, ShopifyChannel(
+        store, client=emu.client(), clock=clock, rng=random.Random(7), **channel
+    )
 
 
 class Sync:
@@ -98,21 +105,42 @@ class Sync:
         assert self.channel.validate(item, payload, self.ctx()) == []
         return payload
 
-    def op(self, key: tuple[ItemType, str], *, action: ItemAction | None = None, carried: Iterable[Operation] = ()) -> Operation:
+    def op(
+        self,
+        key: tuple[ItemType, str],
+        *,
+        action: ItemAction | None = None,
+        carried: Iterable[Operation] = (),
+    ) -> Operation:
         channel_id, memo = self.state.get(key, (None, {}))
         item = self.items.get(key)
         if action is None:
             action = ItemAction.UPDATE if channel_id else ItemAction.CREATE
-        payload = self.payload(key) if item is not None and action in (ItemAction.CREATE, ItemAction.UPDATE) else None
-        return Operation(key[0], key[1], action, payload=payload, item=item, channel_id=channel_id, memo=memo, carried=tuple(carried))
+        payload = (
+            self.payload(key)
+            if item is not None and action in (ItemAction.CREATE, ItemAction.UPDATE)
+            else None
+        )
+        return Operation(
+            key[0],
+            key[1],
+            action,
+            payload=payload,
+            item=item,
+            channel_id=channel_id,
+            memo=memo,
+            carried=tuple(carried),
+        )
 
-    def carried(self, product: str, *refs: str, action: ItemAction | None = None) -> list[Operation]:
+    def carried(
+        self, product: str, *refs: str, action: ItemAction | None = None
+    ) -> list[Operation]:
         return [self.op((V, r), action=action) for r in refs]
 
     def push(self, *ops: Operation) -> list[Outcome]:
         outcomes = list(self.channel.push(ops, self.params))
         for o in outcomes:
-            if o.ok and o.action in (ItemAction.DELETE,):
+            if o.ok and o.action == ItemAction.DELETE:
                 self.state.pop(o.key, None)
             elif o.ok:
                 self.state[o.key] = (o.channel_id, dict(o.memo))
@@ -135,7 +163,19 @@ def catalog(sync: Sync, *, variants: int = 3) -> None:
         )
     )
     for i in range(variants):
-        sync.put(Item(f"V{i}", V, fields={"options": {"Size": str(40 + i)}, "price": "99.90", "sku": f"TS-{40 + i}", "stock": 10 + i}, parents=("P1",)))
+        sync.put(
+            Item(
+                f"V{i}",
+                V,
+                fields={
+                    "options": {"Size": str(40 + i)},
+                    "price": "99.90",
+                    "sku": f"TS-{40 + i}",
+                    "stock": 10 + i,
+                },
+                parents=("P1",),
+            )
+        )
 
 
 def create_all(sync: Sync, variants: int = 3) -> list[Outcome]:
@@ -176,11 +216,14 @@ def test_create_category_and_product_with_variants(clock):
     assert emu.translations[(collection.id, "es", "title")][0] == "Zapatos"
     head = outcomes[0]
     assert head.channel_id == product.id
-    assert head.channel_url == f"https://emulated.myshopify.com/admin/products/{product.id.rsplit('/', 1)[1]}"
+    assert (
+        head.channel_url
+        == f"https://emulated.myshopify.com/admin/products/{product.id.rsplit('/', 1)[1]}"
+    )
     assert head.request_id is not None
     assert head.request_id.startswith("emu-")
     assert head.endpoint is Endpoint.PRODUCTION
-    assert head.memo[f"v:V1"] == f"{product.variants[1].id} {product.variants[1].inventory_item_id}"
+    assert head.memo["v:V1"] == f"{product.variants[1].id} {product.variants[1].inventory_item_id}"
     assert outcomes[2].channel_id == product.variants[1].id
     assert outcomes[2].memo == {"inventory_item": product.variants[1].inventory_item_id}
     assert emu.calls["inventorySetQuantities"] == 0  # new variants were stocked by productSet
@@ -195,10 +238,20 @@ def test_update_sends_changed_variants_and_keeps_ids(clock):
     assert product is not None
     before = [(v.id, v.inventory_item_id) for v in product.variants]
 
-    sync.put(Item("V1", V, fields={"options": {"Size": "41"}, "price": "79.00", "sku": "TS-41", "stock": 3}, parents=("P1",)))
+    sync.put(
+        Item(
+            "V1",
+            V,
+            fields={"options": {"Size": "41"}, "price": "79.00", "sku": "TS-41", "stock": 3},
+            parents=("P1",),
+        )
+    )
     outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V1")))
 
-    assert [(o.ref, o.ok, o.action) for o in outcomes] == [("P1", True, ItemAction.UPDATE), ("V1", True, ItemAction.UPDATE)]
+    assert [(o.ref, o.ok, o.action) for o in outcomes] == [
+        ("P1", True, ItemAction.UPDATE),
+        ("V1", True, ItemAction.UPDATE),
+    ]
     product = emu.product_by_ref("P1")
     assert product is not None
     assert [(v.id, v.inventory_item_id) for v in product.variants] == before
@@ -221,7 +274,9 @@ def test_variant_removal_replaces_the_list(clock):
     removal = Operation(V, "V2", ItemAction.DELETE, channel_id=sync.state[(V, "V2")][0])
     outcomes = sync.push(sync.op((P, "P1"), carried=[removal]))
 
-    assert [(o.ref, o.ok, o.action, o.channel_id) for o in outcomes[1:]] == [("V2", True, ItemAction.DELETE, None)]
+    assert [(o.ref, o.ok, o.action, o.channel_id) for o in outcomes[1:]] == [
+        ("V2", True, ItemAction.DELETE, None)
+    ]
     product = emu.product_by_ref("P1")
     assert product is not None
     assert [v.options["Size"] for v in product.variants] == ["40", "41"]
@@ -234,10 +289,20 @@ def test_new_variant_is_added_and_stocked(clock):
     sync = Sync(channel)
     create_all(sync, variants=2)
 
-    sync.put(Item("V9", V, fields={"options": {"Size": "45"}, "price": "99.90", "stock": 7}, parents=("P1",)))
+    sync.put(
+        Item(
+            "V9",
+            V,
+            fields={"options": {"Size": "45"}, "price": "99.90", "stock": 7},
+            parents=("P1",),
+        )
+    )
     outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V9")))
 
-    assert [(o.ref, o.action) for o in outcomes] == [("P1", ItemAction.UPDATE), ("V9", ItemAction.CREATE)]
+    assert [(o.ref, o.action) for o in outcomes] == [
+        ("P1", ItemAction.UPDATE),
+        ("V9", ItemAction.CREATE),
+    ]
     product = emu.product_by_ref("P1")
     assert product is not None
     assert emu.quantity(product.variants[-1].inventory_item_id) == 7
@@ -249,26 +314,44 @@ def test_product_delete_and_archive(clock):
     sync = Sync(channel)
     create_all(sync)
 
-    archived = sync.push(sync.op((P, "P1"), action=ItemAction.ARCHIVE, carried=[Operation(V, "V0", ItemAction.ARCHIVE)]))
+    archived = sync.push(
+        sync.op(
+            (P, "P1"), action=ItemAction.ARCHIVE, carried=[Operation(V, "V0", ItemAction.ARCHIVE)]
+        )
+    )
     product = emu.product_by_ref("P1")
     assert product is not None
     assert product.status == "ARCHIVED"
-    assert [(o.ok, o.action) for o in archived] == [(True, ItemAction.ARCHIVE), (True, ItemAction.ARCHIVE)]
+    assert [(o.ok, o.action) for o in archived] == [
+        (True, ItemAction.ARCHIVE),
+        (True, ItemAction.ARCHIVE),
+    ]
 
-    deleted = sync.push(sync.op((P, "P1"), action=ItemAction.DELETE, carried=[Operation(V, "V0", ItemAction.DELETE)]))
-    assert [(o.ok, o.action, o.channel_id) for o in deleted] == [(True, ItemAction.DELETE, None)] * 2
+    deleted = sync.push(
+        sync.op(
+            (P, "P1"), action=ItemAction.DELETE, carried=[Operation(V, "V0", ItemAction.DELETE)]
+        )
+    )
+    assert [(o.ok, o.action, o.channel_id) for o in deleted] == [
+        (True, ItemAction.DELETE, None)
+    ] * 2
     assert emu.products == {}
     assert emu.inventory == {}
 
 
 def test_removing_what_shopify_does_not_have_is_a_no_op(clock):
     """Deleting a product or collection that is not in Shopify succeeds and says so."""
-    emu, channel = make(clock)
+    _emu, channel = make(clock)
     sync = Sync(channel)
 
-    outcomes = sync.push(Operation(P, "PX", ItemAction.DELETE), Operation(C, "CX", ItemAction.ARCHIVE))
+    outcomes = sync.push(
+        Operation(P, "PX", ItemAction.DELETE), Operation(C, "CX", ItemAction.ARCHIVE)
+    )
 
-    assert [(o.ok, o.action) for o in outcomes] == [(True, ItemAction.DELETE), (True, ItemAction.DELETE)]
+    assert [(o.ok, o.action) for o in outcomes] == [
+        (True, ItemAction.DELETE),
+        (True, ItemAction.DELETE),
+    ]
     assert all("nothing to remove" in (o.message or "") for o in outcomes)
 
 
@@ -346,7 +429,14 @@ def test_stock_uses_change_from_null_and_idempotency_keys(clock):
         return original(request)
 
     emu.handle = spy  # type: ignore[method-assign]
-    sync.put(Item("V0", V, fields={"options": {"Size": "40"}, "price": "99.90", "sku": "TS-40", "stock": 0}, parents=("P1",)))
+    sync.put(
+        Item(
+            "V0",
+            V,
+            fields={"options": {"Size": "40"}, "price": "99.90", "sku": "TS-40", "stock": 0},
+            parents=("P1",),
+        )
+    )
     outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V0")))
 
     assert all(o.ok for o in outcomes)
@@ -362,7 +452,14 @@ def test_translations_skip_when_unchanged_and_follow_source_changes(clock):
     create_all(sync)
     registered = emu.calls["translationsRegister"]
 
-    sync.put(Item("V0", V, fields={"options": {"Size": "40"}, "price": "89.90", "sku": "TS-40", "stock": 10}, parents=("P1",)))
+    sync.put(
+        Item(
+            "V0",
+            V,
+            fields={"options": {"Size": "40"}, "price": "89.90", "sku": "TS-40", "stock": 10},
+            parents=("P1",),
+        )
+    )
     sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V0")))
     assert emu.calls["translationsRegister"] == registered
 
@@ -380,7 +477,7 @@ def test_translations_skip_when_unchanged_and_follow_source_changes(clock):
 
 def test_translation_errors_and_warnings_are_reported(clock):
     """A disabled locale is a CHANNEL error on its field; a missing source text is a warning."""
-    emu, channel = make(clock)
+    _emu, channel = make(clock)
     sync = Sync(channel)
     sync.put(
         Item(
@@ -396,7 +493,9 @@ def test_translation_errors_and_warnings_are_reported(clock):
     assert [(e.kind, e.code, e.field) for e in outcome.errors] == [
         (ErrorKind.CHANNEL, "INVALID_LOCALE_FOR_SHOP", "translations.it.title")
     ]
-    assert [(w.code, w.field) for w in outcome.warnings] == [("NOTHING_TO_TRANSLATE", "translations.es.product_type")]
+    assert [(w.code, w.field) for w in outcome.warnings] == [
+        ("NOTHING_TO_TRANSLATE", "translations.es.product_type")
+    ]
     assert outcome.channel_id is not None  # the product itself was set: a retry updates it
 
 
@@ -411,15 +510,26 @@ def test_user_errors_map_to_product_and_variant(clock):
     sync = Sync(channel)
     catalog(sync)
     sync.put(Item("V1", V, fields={"options": {"Size": "41"}, "price": "-5"}, parents=("P1",)))
-    op = Operation(P, "P1", ItemAction.CREATE, payload=channel.render(sync.items[(P, "P1")], sync.ctx()), carried=tuple(
-        Operation(V, r, ItemAction.CREATE, payload=channel.render(sync.items[(V, r)], sync.ctx())) for r in ("V0", "V1")
-    ))
+    op = Operation(
+        P,
+        "P1",
+        ItemAction.CREATE,
+        payload=channel.render(sync.items[(P, "P1")], sync.ctx()),
+        carried=tuple(
+            Operation(
+                V, r, ItemAction.CREATE, payload=channel.render(sync.items[(V, r)], sync.ctx())
+            )
+            for r in ("V0", "V1")
+        ),
+    )
 
     outcomes = channel.push([op], sync.params)
 
     product, v0, v1 = outcomes
     assert not product.ok
-    assert [(e.kind, e.code, e.field) for e in product.errors] == [(ErrorKind.CHANNEL, "INVALID_VARIANT", "variants[1].price")]
+    assert [(e.kind, e.code, e.field) for e in product.errors] == [
+        (ErrorKind.CHANNEL, "INVALID_VARIANT", "variants[1].price")
+    ]
     assert [(e.code, e.field) for e in v1.errors] == [("INVALID_VARIANT", "price")]
     assert not v0.ok
     assert v0.errors[0].code == "PRODUCT_FAILED"
@@ -428,9 +538,12 @@ def test_user_errors_map_to_product_and_variant(clock):
 
 def test_handle_taken_is_a_channel_error(clock):
     """A handle another product uses is reported as Shopify's HANDLE_NOT_UNIQUE on ``handle``."""
-    emu, channel = make(clock)
+    _emu, channel = make(clock)
     sync = Sync(channel)
-    sync.put(Item("P1", P, fields={"title": "One", "handle": "same"}), Item("P2", P, fields={"title": "Two", "handle": "same"}))
+    sync.put(
+        Item("P1", P, fields={"title": "One", "handle": "same"}),
+        Item("P2", P, fields={"title": "Two", "handle": "same"}),
+    )
 
     first, second = sync.push(sync.op((P, "P1"))), sync.push(sync.op((P, "P2")))
 
@@ -441,7 +554,9 @@ def test_handle_taken_is_a_channel_error(clock):
 def test_transport_failures_become_item_errors(clock):
     """Persistent 503s and garbage answers fail the items with TRANSPORT errors; nothing raises."""
     faults = Faults(seed=1)
-    emu, channel = make(clock, emulator={"faults": faults}, retry=RetryPolicy(attempts=3, initial=0.1))
+    _emu, channel = make(
+        clock, emulator={"faults": faults}, retry=RetryPolicy(attempts=3, initial=0.1)
+    )
     sync = Sync(channel)
     catalog(sync)
     faults.add(FaultKind.STATUS, status=503)
@@ -459,7 +574,11 @@ def test_transport_failures_become_item_errors(clock):
 def test_non_unique_custom_id_definition_blocks_upserts(clock):
     """A pre-existing custom-id definition without unique values blocks upserts with a clear error."""
     emu, channel = make(clock)
-    emu.definitions[("PRODUCT", "catalogsync", "ref")] = {"id": "gid://shopify/MetafieldDefinition/9", "type": "single_line_text_field", "unique": False}
+    emu.definitions[("PRODUCT", "catalogsync", "ref")] = {
+        "id": "gid://shopify/MetafieldDefinition/9",
+        "type": "single_line_text_field",
+        "unique": False,
+    }
     sync = Sync(channel)
     catalog(sync)
 
@@ -522,7 +641,10 @@ def test_stale_stored_ids_self_heal(clock):
 
     outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V0")))
 
-    assert [(o.ok, o.action) for o in outcomes] == [(True, ItemAction.CREATE), (True, ItemAction.CREATE)]
+    assert [(o.ok, o.action) for o in outcomes] == [
+        (True, ItemAction.CREATE),
+        (True, ItemAction.CREATE),
+    ]
     assert len(emu.products) == 1
 
 
@@ -561,15 +683,28 @@ def test_custom_id_namespace_is_configurable(clock):
 @pytest.mark.parametrize("status", [200, 429])
 def test_low_restore_rate_finishes_without_failures(clock, status):
     """Throttled (200 + THROTTLED or 429) at 10 points/s, every item still succeeds near the limit."""
-    emu, channel = make(clock, emulator={"bucket_size": 100, "restore_rate": 10, "throttle_status": status}, concurrency=2)
+    emu, channel = make(
+        clock,
+        emulator={"bucket_size": 100, "restore_rate": 10, "throttle_status": status},
+        concurrency=2,
+    )
     sync = Sync(channel)
     ops = []
     for n in range(12):
         sync.put(Item(f"P{n}", P, fields={"title": f"Shoe {n}"}))
         for i in range(3):
-            sync.put(Item(f"P{n}V{i}", V, fields={"options": {"Size": str(i)}, "price": "1.00", "stock": i}, parents=(f"P{n}",)))
+            sync.put(
+                Item(
+                    f"P{n}V{i}",
+                    V,
+                    fields={"options": {"Size": str(i)}, "price": "1.00", "stock": i},
+                    parents=(f"P{n}",),
+                )
+            )
     for n in range(12):
-        ops.append(sync.op((P, f"P{n}"), carried=sync.carried(f"P{n}", *(f"P{n}V{i}" for i in range(3)))))
+        ops.append(
+            sync.op((P, f"P{n}"), carried=sync.carried(f"P{n}", *(f"P{n}V{i}" for i in range(3))))
+        )
     emu.bucket.take(95)  # another app on the same shop spent the bucket: the client cannot know
 
     outcomes = sync.push(*ops)
@@ -619,7 +754,15 @@ def test_requests_overlap_when_concurrent():
     emu.handle = counting  # type: ignore[method-assign]
     store = ShopifyStore("emulated", StaticToken(Secret(TOKEN)), base_url=emu.base_url)
     channel = ShopifyChannel(store, client=emu.client(), concurrency=4)
-    ops = [Operation(C, f"C{n}", ItemAction.CREATE, payload={"input": {"title": f"C{n}", "metafields": [CustomId().as_metafield(f"C{n}")]}}) for n in range(8)]
+    ops = [
+        Operation(
+            C,
+            f"C{n}",
+            ItemAction.CREATE,
+            payload={"input": {"title": f"C{n}", "metafields": [CustomId().as_metafield(f"C{n}")]}},
+        )
+        for n in range(8)
+    ]
 
     outcomes = channel.push(ops, ConnectorParams())
 
@@ -640,15 +783,32 @@ def test_check_connection_reports_the_shop(clock):
 
     assert (info.api_version, info.served_version, info.deprecation) == ("2026-10", "2026-10", None)
     assert info.endpoint is Endpoint.PRODUCTION
-    assert info.details == {"shop": "emulated.myshopify.com", "name": "Emulated shop", "location": LOCATION}
+    assert info.details == {
+        "shop": "emulated.myshopify.com",
+        "name": "Emulated shop",
+        "location": LOCATION,
+    }
     assert emu.calls["shop"] == 1
 
 
 def test_check_connection_catches_configuration_errors(clock):
     """overwrite_stock without a location, an unknown location, or TEST without a dev store fail early."""
     emu = ShopifyEmulator(schema=schema_path(), clock=clock, access_tokens=[TOKEN])
-    bare = ShopifyChannel(ShopifyStore("emulated", StaticToken(Secret(TOKEN)), base_url=emu.base_url), client=emu.client(), clock=clock)
-    wrong = ShopifyChannel(ShopifyStore("emulated", StaticToken(Secret(TOKEN)), location_id="gid://shopify/Location/99", base_url=emu.base_url), client=emu.client(), clock=clock)
+    bare = ShopifyChannel(
+        ShopifyStore("emulated", StaticToken(Secret(TOKEN)), base_url=emu.base_url),
+        client=emu.client(),
+        clock=clock,
+    )
+    wrong = ShopifyChannel(
+        ShopifyStore(
+            "emulated",
+            StaticToken(Secret(TOKEN)),
+            location_id="gid://shopify/Location/99",
+            base_url=emu.base_url,
+        ),
+        client=emu.client(),
+        clock=clock,
+    )
 
     with pytest.raises(ChannelError, match="needs a location"):
         bare.check_connection(ConnectorParams(overwrite_stock=True))
@@ -681,7 +841,7 @@ def test_version_fall_forward_is_reported(clock):
 
 def test_deprecation_header_becomes_the_warning(clock):
     """X-Shopify-API-Deprecated-Reason is surfaced as the connection's deprecation warning."""
-    emu, channel = make(clock, emulator={"deprecated_reason": "Shop.products"})
+    _emu, channel = make(clock, emulator={"deprecated_reason": "Shop.products"})
 
     info = channel.check_connection(ConnectorParams())
 
@@ -690,11 +850,18 @@ def test_deprecation_header_becomes_the_warning(clock):
 
 def test_old_pin_documents_trip_the_deprecation_header(clock):
     """Served 2026-10, a 2026-01 pin's collection documents are flagged as deprecated use."""
-    emu, channel = make(clock, api_version="2026-01", emulator={"schema": {"2026-01": schema_path("2026-01"), "2026-10": schema_path("2026-10")}, "supported_versions": ["2026-10"]})
+    _emu, channel = make(
+        clock,
+        api_version="2026-01",
+        emulator={
+            "schema": {"2026-01": schema_path("2026-01"), "2026-10": schema_path("2026-10")},
+            "supported_versions": ["2026-10"],
+        },
+    )
     sync = Sync(channel)
     sync.put(Item("C1", C, fields={"title": "Shoes"}))
 
-    with _capture("catalogsync.channels.shopify") as records:
+    with CaptureLogs("catalogsync.channels.shopify") as records:
         (outcome,) = sync.push(sync.op((C, "C1")))
 
     assert outcome.ok
@@ -703,7 +870,7 @@ def test_old_pin_documents_trip_the_deprecation_header(clock):
 
 def test_rejected_token_raises_auth_error(clock):
     """A 401 raises ChannelAuthError from check_connection and push, with a clear, secret-free message."""
-    emu, channel = make(clock, token=StaticToken(Secret("shpat_wrong_token_0002")))
+    _emu, channel = make(clock, token=StaticToken(Secret("shpat_wrong_token_0002")))
     sync = Sync(channel)
     sync.put(Item("C1", C, fields={"title": "Shoes"}))
 
@@ -721,7 +888,15 @@ def test_rejected_token_raises_auth_error(clock):
 def test_client_credentials_refresh_before_expiry(clock):
     """Client-credentials tokens are fetched once, refreshed before expiry, and after a revocation."""
     provider = ClientCredentials("app-1", Secret("client-secret-value-01"), refresh_margin=300)
-    emu, channel = make(clock, token=provider, emulator={"client_credentials": {"app-1": "client-secret-value-01"}, "token_ttl": 3600, "access_tokens": []})
+    emu, channel = make(
+        clock,
+        token=provider,
+        emulator={
+            "client_credentials": {"app-1": "client-secret-value-01"},
+            "token_ttl": 3600,
+            "access_tokens": [],
+        },
+    )
 
     channel.check_connection(ConnectorParams())
     clock.advance(3000)
@@ -740,7 +915,9 @@ def test_client_credentials_refresh_before_expiry(clock):
 def test_bad_client_credentials_raise_auth_error(clock):
     """A wrong client secret raises ChannelAuthError naming the OAuth error, never the secret."""
     provider = ClientCredentials("app-1", Secret("wrong-client-secret-9"))
-    emu, channel = make(clock, token=provider, emulator={"client_credentials": {"app-1": "right-client-secret-1"}})
+    _emu, channel = make(
+        clock, token=provider, emulator={"client_credentials": {"app-1": "right-client-secret-1"}}
+    )
 
     with pytest.raises(ChannelAuthError, match="invalid_client") as info:
         channel.check_connection(ConnectorParams())
@@ -753,17 +930,30 @@ def test_secrets_never_reach_logs_reprs_or_errors(clock, caplog):
     caplog.set_level(logging.DEBUG)
     secrets = ["shpat_emulated_token_0001", "client-secret-value-01", "shpat_wrong_token_0002"]
     provider = ClientCredentials("app-1", Secret("client-secret-value-01"))
-    emu, channel = make(clock, emulator={"client_credentials": {"app-1": "client-secret-value-01"}})
+    _emu, channel = make(
+        clock, emulator={"client_credentials": {"app-1": "client-secret-value-01"}}
+    )
     sync = Sync(channel)
     create_all(sync, variants=1)
     _, bad = make(clock, token=StaticToken(Secret("shpat_wrong_token_0002")))
     with pytest.raises(ChannelAuthError) as auth:
         bad.check_connection(ConnectorParams())
-    _, cc = make(clock, token=provider, emulator={"client_credentials": {"app-1": "client-secret-value-01"}})
+    _, cc = make(
+        clock, token=provider, emulator={"client_credentials": {"app-1": "client-secret-value-01"}}
+    )
     cc.check_connection(ConnectorParams())
     issued = [str(t) for t in [provider._token]]
 
-    texts = [caplog.text, repr(channel), repr(bad), repr(cc), repr(provider), repr(channel._sessions), str(auth.value), repr(auth.value)]
+    texts = [
+        caplog.text,
+        repr(channel),
+        repr(bad),
+        repr(cc),
+        repr(provider),
+        repr(channel._sessions),
+        str(auth.value),
+        repr(auth.value),
+    ]
     texts += [repr(o) for o in sync.push(sync.op((P, "P1")))]
     for secret in secrets:
         assert all(secret not in t for t in texts), secret
@@ -772,9 +962,21 @@ def test_secrets_never_reach_logs_reprs_or_errors(clock, caplog):
 
 def test_test_mode_goes_to_the_development_store(clock):
     """mode=TEST pushes to the configured development store and flags outcomes TEST."""
-    prod = ShopifyEmulator(schema=schema_path(), clock=clock, access_tokens=[TOKEN], shop="acme.myshopify.com")
-    dev = ShopifyEmulator(schema=schema_path(), clock=clock, access_tokens=["shpat_dev_store_0003"], shop="acme-dev.myshopify.com")
-    client = httpx.Client(mounts={"all://acme.myshopify.com": httpx.MockTransport(prod), "all://acme-dev.myshopify.com": httpx.MockTransport(dev)})
+    prod = ShopifyEmulator(
+        schema=schema_path(), clock=clock, access_tokens=[TOKEN], shop="acme.myshopify.com"
+    )
+    dev = ShopifyEmulator(
+        schema=schema_path(),
+        clock=clock,
+        access_tokens=["shpat_dev_store_0003"],
+        shop="acme-dev.myshopify.com",
+    )
+    client = httpx.Client(
+        mounts={
+            "all://acme.myshopify.com": httpx.MockTransport(prod),
+            "all://acme-dev.myshopify.com": httpx.MockTransport(dev),
+        }
+    )
     channel = ShopifyChannel(
         ShopifyStore("acme", StaticToken(Secret(TOKEN))),
         test_store=ShopifyStore("acme-dev", StaticToken(Secret("shpat_dev_store_0003"))),
@@ -784,7 +986,19 @@ def test_test_mode_goes_to_the_development_store(clock):
     params = ConnectorParams(mode="test")
 
     info = channel.check_connection(params)
-    (outcome,) = channel.push([Operation(C, "C1", ItemAction.CREATE, payload={"input": {"title": "Shoes", "metafields": [CustomId().as_metafield("C1")]}})], params)
+    (outcome,) = channel.push(
+        [
+            Operation(
+                C,
+                "C1",
+                ItemAction.CREATE,
+                payload={
+                    "input": {"title": "Shoes", "metafields": [CustomId().as_metafield("C1")]}
+                },
+            )
+        ],
+        params,
+    )
 
     assert info.endpoint is Endpoint.TEST
     assert info.details["shop"] == "acme-dev.myshopify.com"
@@ -797,7 +1011,7 @@ def test_test_mode_goes_to_the_development_store(clock):
 
 def test_push_without_a_test_store_raises(clock):
     """A TEST push without a development store is a configuration error, not item errors."""
-    emu, channel = make(clock)
+    _emu, channel = make(clock)
 
     with pytest.raises(ChannelError, match="development store"):
         channel.push([Operation(C, "C1", ItemAction.DELETE)], ConnectorParams(mode="test"))
@@ -807,9 +1021,23 @@ def test_over_a_real_loopback_port():
     """The channel works against the emulator over real sockets, too."""
     emu = ShopifyEmulator(schema=schema_path(), access_tokens=[TOKEN])
     with emu.serve() as url, httpx.Client(timeout=5) as client:
-        channel = ShopifyChannel(ShopifyStore("emulated", StaticToken(Secret(TOKEN)), base_url=url), client=client)
+        channel = ShopifyChannel(
+            ShopifyStore("emulated", StaticToken(Secret(TOKEN)), base_url=url), client=client
+        )
         info = channel.check_connection(ConnectorParams())
-        (outcome,) = channel.push([Operation(C, "C1", ItemAction.CREATE, payload={"input": {"title": "Shoes", "metafields": [CustomId().as_metafield("C1")]}})], ConnectorParams())
+        (outcome,) = channel.push(
+            [
+                Operation(
+                    C,
+                    "C1",
+                    ItemAction.CREATE,
+                    payload={
+                        "input": {"title": "Shoes", "metafields": [CustomId().as_metafield("C1")]}
+                    },
+                )
+            ],
+            ConnectorParams(),
+        )
 
     assert info.details["shop"] == "emulated.myshopify.com"
     assert outcome.ok
@@ -825,7 +1053,14 @@ def test_many_variants_are_paged(clock):
         for b in range(15):
             ref = f"V{a}-{b}"
             refs.append(ref)
-            sync.put(Item(ref, V, fields={"options": {"A": str(a), "B": str(b)}, "price": "1.00"}, parents=("P1",)))
+            sync.put(
+                Item(
+                    ref,
+                    V,
+                    fields={"options": {"A": str(a), "B": str(b)}, "price": "1.00"},
+                    parents=("P1",),
+                )
+            )
 
     outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", *refs)))
 
@@ -836,14 +1071,16 @@ def test_many_variants_are_paged(clock):
 
 def test_standalone_variant_operations_are_refused(clock):
     """Variants travel inside their product; a standalone variant operation fails clearly."""
-    emu, channel = make(clock)
+    _emu, channel = make(clock)
 
-    (outcome,) = channel.push([Operation(V, "V1", ItemAction.UPDATE, payload={})], ConnectorParams())
+    (outcome,) = channel.push(
+        [Operation(V, "V1", ItemAction.UPDATE, payload={})], ConnectorParams()
+    )
 
     assert (outcome.ok, outcome.errors[0].code) == (False, "NOT_CARRIED")
 
 
-class _capture:
+class CaptureLogs:
     """Collect the records of a logger within a block."""
 
     def __init__(self, name: str) -> None:

@@ -14,18 +14,19 @@ import re
 from typing import Any
 
 import pytest
+from tests.conftest import contracts_dir, require
 
 from catalogsync import ConnectorParams, Item, ItemType, Mode
-from catalogsync.channels.shopify import CustomId
-from catalogsync.channels.shopify import _render, _sansio as s
+from catalogsync.channels.shopify import CustomId, _render
+from catalogsync.channels.shopify import _sansio as s
 from catalogsync.typing import RenderContext
-from tests.conftest import contracts_dir, require
 
 
 VERSIONS = ("2026-01", "2026-10")
 GID_P = "gid://shopify/Product/1"
 GID_C = "gid://shopify/Collection/2"
 LOCATION = "gid://shopify/Location/3"
+DEFAULT_ID = CustomId()
 
 
 def schema(version: str) -> Any:
@@ -38,7 +39,7 @@ def schema(version: str) -> Any:
     return load_schema(str(path))
 
 
-def rendered(custom_id: CustomId | None = CustomId()) -> tuple[dict[str, Any], dict[str, Any]]:
+def rendered(custom_id: CustomId | None = DEFAULT_ID) -> tuple[dict[str, Any], dict[str, Any]]:
     """A product and a category rendered with every field the renderer knows, stock included."""
     params = ConnectorParams(overwrite_stock=True, language="en", map_status=True)
     product = Item(
@@ -52,8 +53,13 @@ def rendered(custom_id: CustomId | None = CustomId()) -> tuple[dict[str, Any], d
             "product_type": "Shoes",
             "seo_title": "Trail shoe",
             "seo_description": "A light trail shoe",
-            "images": ["https://cdn.example.com/a.jpg", {"url": "https://cdn.example.com/b.jpg", "alt": "side"}],
-            "metafields": [{"namespace": "specs", "key": "weight", "type": "number_integer", "value": "250"}],
+            "images": [
+                "https://cdn.example.com/a.jpg",
+                {"url": "https://cdn.example.com/b.jpg", "alt": "side"},
+            ],
+            "metafields": [
+                {"namespace": "specs", "key": "weight", "type": "number_integer", "value": "250"}
+            ],
         },
         parents=("C1",),
         tags={"trail", "summer"},
@@ -80,7 +86,11 @@ def rendered(custom_id: CustomId | None = CustomId()) -> tuple[dict[str, Any], d
     category = Item(
         "C1",
         ItemType.CATEGORY,
-        fields={"title": {"en": "Shoes", "es": "Zapatos"}, "description": "<p>All</p>", "image": "https://cdn.example.com/c.jpg"},
+        fields={
+            "title": {"en": "Shoes", "es": "Zapatos"},
+            "description": "<p>All</p>",
+            "image": "https://cdn.example.com/c.jpg",
+        },
     )
     ctx = RenderContext(
         params=params,
@@ -88,7 +98,9 @@ def rendered(custom_id: CustomId | None = CustomId()) -> tuple[dict[str, Any], d
         children={product.key: tuple(v.ref for v in variants)},
         channel_ids={category.key: GID_C},
     )
-    options = _render.RenderOptions(custom_id=custom_id, locations={Mode.PRODUCTION: LOCATION, Mode.TEST: None})
+    options = _render.RenderOptions(
+        custom_id=custom_id, locations={Mode.PRODUCTION: LOCATION, Mode.TEST: None}
+    )
     return _render.render(product, ctx, options), _render.render(category, ctx, options)
 
 
@@ -97,8 +109,18 @@ def requests(version: str) -> dict[str, s.GraphQLRequest]:
     product, category = rendered()
     by_handle, _ = rendered(custom_id=None)
     data = product["input"]
-    with_ids = {**data, "variants": [{**v, "id": f"gid://shopify/ProductVariant/{i}"} for i, v in enumerate(data["variants"])]}
-    without_stock = {**with_ids, "variants": [{k: x for k, x in v.items() if k != "inventoryQuantities"} for v in with_ids["variants"]]}
+    with_ids = {
+        **data,
+        "variants": [
+            {**v, "id": f"gid://shopify/ProductVariant/{i}"} for i, v in enumerate(data["variants"])
+        ],
+    }
+    without_stock = {
+        **with_ids,
+        "variants": [
+            {k: x for k, x in v.items() if k != "inventoryQuantities"} for v in with_ids["variants"]
+        ],
+    }
     custom = CustomId()
     key = {"customId": custom.as_input("P1")}
     return {
@@ -112,16 +134,42 @@ def requests(version: str) -> dict[str, s.GraphQLRequest]:
         "lookup-id": s.product_lookup({"id": GID_P}, first=1),
         "set-create-custom-id": s.product_set(data, key, first=2),
         "set-update-id": s.product_set(without_stock, {"id": GID_P}, first=2),
-        "set-handle": s.product_set(by_handle["input"], {"handle": by_handle["input"]["handle"]}, first=2),
-        "set-no-identifier": s.product_set({"title": "Bare", "productOptions": [{"name": "Title", "values": [{"name": "Default Title"}]}], "variants": [{"optionValues": [{"optionName": "Title", "name": "Default Title"}]}]}, None, first=1),
+        "set-handle": s.product_set(
+            by_handle["input"], {"handle": by_handle["input"]["handle"]}, first=2
+        ),
+        "set-no-identifier": s.product_set(
+            {
+                "title": "Bare",
+                "productOptions": [{"name": "Title", "values": [{"name": "Default Title"}]}],
+                "variants": [{"optionValues": [{"optionName": "Title", "name": "Default Title"}]}],
+            },
+            None,
+            first=1,
+        ),
         "set-max-page": s.product_set(data, key, first=s.page_size(2048)),
         "variants-first": s.variants_page(GID_P, first=250, after=None),
         "variants-after": s.variants_page(GID_P, first=250, after="c249"),
         "archive": s.product_archive(GID_P),
         "delete": s.product_delete(GID_P),
-        "inventory": s.inventory_set([("gid://shopify/InventoryItem/1", LOCATION, 5), ("gid://shopify/InventoryItem/2", LOCATION, 0)], idempotency_key="0f5e0c5a-8d2b-4b6e-9d0c-4f1f8c2d3e4a"),
+        "inventory": s.inventory_set(
+            [
+                ("gid://shopify/InventoryItem/1", LOCATION, 5),
+                ("gid://shopify/InventoryItem/2", LOCATION, 0),
+            ],
+            idempotency_key="0f5e0c5a-8d2b-4b6e-9d0c-4f1f8c2d3e4a",
+        ),
         "translatable": s.translatable_query(GID_P),
-        "translations": s.translations_register(GID_P, [{"key": "title", "locale": "es", "value": "Zapatilla", "translatableContentDigest": "abc"}]),
+        "translations": s.translations_register(
+            GID_P,
+            [
+                {
+                    "key": "title",
+                    "locale": "es",
+                    "value": "Zapatilla",
+                    "translatableContentDigest": "abc",
+                }
+            ],
+        ),
         "collection-lookup-custom-id": s.collection_lookup({"customId": custom.as_input("C1")}),
         "collection-lookup-handle": s.collection_lookup({"handle": "shoes"}),
         "collection-create": s.collection_create(category["input"], api_version=version),
@@ -219,7 +267,10 @@ def test_wrong_variables_fail_the_check(version):
     bad = s.GraphQLRequest(
         good.operation,
         good.document,
-        {**good.variables, "input": {**good.variables["input"], "status": "LIVE", "variants": [{"price": "1.00"}]}},
+        {
+            **good.variables,
+            "input": {**good.variables["input"], "status": "LIVE", "variants": [{"price": "1.00"}]},
+        },
     )
 
     found = " ".join(problems(schema(version), bad))
@@ -248,7 +299,11 @@ def test_cost_estimates_match_the_emulated_cost_model(name):
 
     request = requests("2026-10")[name]
     prepared = prepare(
-        {"query": request.document, "variables": dict(request.variables), "operationName": request.operation},
+        {
+            "query": request.document,
+            "variables": dict(request.variables),
+            "operationName": request.operation,
+        },
         schema=schema("2026-10"),
         known_roots=lambda _: set(),
     )

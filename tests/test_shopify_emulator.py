@@ -6,11 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import contracts_dir, require
 
 from catalogsync.channels.shopify import CustomId
 from catalogsync.channels.shopify import _sansio as s
 from catalogsync.testing import ManualClock, ShopifyEmulator
-from tests.conftest import contracts_dir, require
 
 
 TOKEN = "shpat_emulated"
@@ -23,33 +23,60 @@ def schema_path(version: str = "2026-10") -> str:
     return str(path)
 
 
-def gql(emu: ShopifyEmulator, request: s.GraphQLRequest | str, variables: dict[str, Any] | None = None, *, version: str = "2026-10", token: str = TOKEN) -> httpx.Response:
+def gql(
+    emu: ShopifyEmulator,
+    request: s.GraphQLRequest | str,
+    variables: dict[str, Any] | None = None,
+    *,
+    version: str = "2026-10",
+    token: str = TOKEN,
+) -> httpx.Response:
     """Post one GraphQL request to the emulator in-process."""
     if isinstance(request, str):
         body: dict[str, Any] = {"query": request, "variables": variables or {}}
     else:
-        body = {"query": request.document, "variables": dict(request.variables), "operationName": request.operation}
+        body = {
+            "query": request.document,
+            "variables": dict(request.variables),
+            "operationName": request.operation,
+        }
     with emu.client() as client:
-        return client.post(f"/admin/api/{version}/graphql.json", json=body, headers={"X-Shopify-Access-Token": token})
+        return client.post(
+            f"/admin/api/{version}/graphql.json",
+            json=body,
+            headers={"X-Shopify-Access-Token": token},
+        )
 
 
 def definitions(emu: ShopifyEmulator) -> None:
     for owner in ("PRODUCT", "COLLECTION"):
-        assert gql(emu, s.definition_create(CustomId(), owner)).json()["data"]["metafieldDefinitionCreate"]["userErrors"] == []
+        assert (
+            gql(emu, s.definition_create(CustomId(), owner)).json()["data"][
+                "metafieldDefinitionCreate"
+            ]["userErrors"]
+            == []
+        )
 
 
 def product_input(ref: str, *sizes: str, **extra: Any) -> dict[str, Any]:
     return {
         "title": f"Shoe {ref}",
         "productOptions": [{"name": "Size", "values": [{"name": x} for x in sizes]}],
-        "variants": [{"optionValues": [{"optionName": "Size", "name": x}], "price": "10.00"} for x in sizes],
+        "variants": [
+            {"optionValues": [{"optionName": "Size", "name": x}], "price": "10.00"} for x in sizes
+        ],
         "metafields": [CustomId().as_metafield(ref)],
         **extra,
     }
 
 
 def set_product(emu: ShopifyEmulator, ref: str, *sizes: str, **extra: Any) -> dict[str, Any]:
-    response = gql(emu, s.product_set(product_input(ref, *sizes, **extra), {"customId": CustomId().as_input(ref)}, first=10))
+    response = gql(
+        emu,
+        s.product_set(
+            product_input(ref, *sizes, **extra), {"customId": CustomId().as_input(ref)}, first=10
+        ),
+    )
     return response.json()["data"]["productSet"]
 
 
@@ -71,7 +98,11 @@ def test_rejects_documents_the_schema_rejects(emu):
 
 def test_rejects_variables_the_schema_rejects(emu):
     """Variables are coerced like Shopify does: an unknown enum value is an error."""
-    response = gql(emu, s.product_archive("gid://shopify/Product/1").document, {"product": {"id": "gid://shopify/Product/1", "status": "LIVE"}})
+    response = gql(
+        emu,
+        s.product_archive("gid://shopify/Product/1").document,
+        {"product": {"id": "gid://shopify/Product/1", "status": "LIVE"}},
+    )
 
     assert "LIVE" in response.json()["errors"][0]["message"]
 
@@ -83,7 +114,9 @@ def test_works_without_a_schema_and_rejects_unknown_roots(clock):
     ok = gql(emu, "query Q { s: shop { name ... on Shop { myshopifyDomain } } }").json()
     bad = gql(emu, "query { shops { name } }").json()
 
-    assert ok["data"] == {"s": {"name": "Emulated shop", "myshopifyDomain": "emulated.myshopify.com"}}
+    assert ok["data"] == {
+        "s": {"name": "Emulated shop", "myshopifyDomain": "emulated.myshopify.com"}
+    }
     assert bad["errors"][0]["message"] == "Field 'shops' doesn't exist on type 'QueryRoot'"
 
 
@@ -100,9 +133,26 @@ def test_client_credentials_grant_and_expiry(clock):
     """The grant issues tokens (form or JSON) that expire on the emulator's clock."""
     emu = ShopifyEmulator(clock=clock, client_credentials={"app": "secret"}, token_ttl=60)
     with emu.client() as client:
-        form = client.post("/admin/oauth/access_token", data={"grant_type": "client_credentials", "client_id": "app", "client_secret": "secret"})
-        as_json = client.post("/admin/oauth/access_token", json={"grant_type": "client_credentials", "client_id": "app", "client_secret": "secret"})
-        wrong = client.post("/admin/oauth/access_token", data={"grant_type": "client_credentials", "client_id": "app", "client_secret": "x"})
+        form = client.post(
+            "/admin/oauth/access_token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "app",
+                "client_secret": "secret",
+            },
+        )
+        as_json = client.post(
+            "/admin/oauth/access_token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": "app",
+                "client_secret": "secret",
+            },
+        )
+        wrong = client.post(
+            "/admin/oauth/access_token",
+            data={"grant_type": "client_credentials", "client_id": "app", "client_secret": "x"},
+        )
     token = form.json()["access_token"]
 
     assert (form.status_code, as_json.status_code, wrong.status_code) == (200, 200, 400)
@@ -114,7 +164,9 @@ def test_client_credentials_grant_and_expiry(clock):
 
 def test_versions_fall_forward(clock):
     """A version that is not served is answered by the oldest supported one, in the header."""
-    emu = ShopifyEmulator(clock=clock, supported_versions=["2026-07", "2026-10"], deprecated_reason="Shop.products")
+    emu = ShopifyEmulator(
+        clock=clock, supported_versions=["2026-07", "2026-10"], deprecated_reason="Shop.products"
+    )
 
     response = gql(emu, "{ shop { name } }", version="2025-10")
 
@@ -136,7 +188,11 @@ def test_throttles_in_both_forms(clock, status):
     assert body["errors"][0]["extensions"]["code"] == "THROTTLED"
     cost = body["extensions"]["cost"]
     assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (12, None)
-    assert cost["throttleStatus"] == {"maximumAvailable": 20.0, "currentlyAvailable": 5.0, "restoreRate": 5.0}
+    assert cost["throttleStatus"] == {
+        "maximumAvailable": 20.0,
+        "currentlyAvailable": 5.0,
+        "restoreRate": 5.0,
+    }
     assert emu.throttles == 1
     assert s.classify(response).wait == pytest.approx((12 - 5) / 5)
     clock.advance(1.5)
@@ -166,9 +222,19 @@ def test_actual_cost_refunds_unfilled_connection_slots(emu):
 
 
 def test_product_set_replaces_lists(emu):
-    """productSet replaces variants, collections, metafields and tags whole; ids survive a resend."""
-    c1 = gql(emu, s.collection_create({"title": "A", "metafields": [CustomId().as_metafield("C1")]}, api_version="2026-10")).json()["data"]["collectionCreate"]["collection"]["id"]
-    c2 = gql(emu, s.collection_create({"title": "B", "metafields": [CustomId().as_metafield("C2")]}, api_version="2026-10")).json()["data"]["collectionCreate"]["collection"]["id"]
+    """ProductSet replaces variants, collections, metafields and tags whole; ids survive a resend."""
+    c1 = gql(
+        emu,
+        s.collection_create(
+            {"title": "A", "metafields": [CustomId().as_metafield("C1")]}, api_version="2026-10"
+        ),
+    ).json()["data"]["collectionCreate"]["collection"]["id"]
+    c2 = gql(
+        emu,
+        s.collection_create(
+            {"title": "B", "metafields": [CustomId().as_metafield("C2")]}, api_version="2026-10"
+        ),
+    ).json()["data"]["collectionCreate"]["collection"]["id"]
     first = set_product(emu, "P1", "S", "M", "L", collections=[c1, c2], tags=["x", "y"])
     product = emu.product_by_ref("P1")
     assert product is not None
@@ -190,8 +256,13 @@ def test_product_set_replaces_lists(emu):
 def test_custom_ids_are_unique_and_must_match(emu):
     """Two products cannot share a custom id, and the input's custom id must match the identifier."""
     set_product(emu, "P1", "S")
-    clash = gql(emu, s.product_set(product_input("P1", "S"), None, first=1)).json()["data"]["productSet"]
-    mismatch = gql(emu, s.product_set(product_input("P2", "S"), {"customId": CustomId().as_input("P3")}, first=1)).json()["data"]["productSet"]
+    clash = gql(emu, s.product_set(product_input("P1", "S"), None, first=1)).json()["data"][
+        "productSet"
+    ]
+    mismatch = gql(
+        emu,
+        s.product_set(product_input("P2", "S"), {"customId": CustomId().as_input("P3")}, first=1),
+    ).json()["data"]["productSet"]
 
     assert clash["userErrors"][0]["code"] == "DUPLICATED_METAFIELD_VALUE"
     assert mismatch["userErrors"][0]["code"] == "METAFIELD_MISMATCH"
@@ -216,9 +287,15 @@ def test_product_set_user_errors(emu):
 
 def _stock(emu: ShopifyEmulator) -> str:
     bad = product_input("P1", "S")
-    bad["variants"][0]["inventoryQuantities"] = [{"locationId": LOCATION, "name": "available", "quantity": 5}]
-    set_product_response = gql(emu, s.product_set(bad, {"customId": CustomId().as_input("P1")}, first=1)).json()
-    return set_product_response["data"]["productSet"]["product"]["variants"]["nodes"][0]["inventoryItem"]["id"]
+    bad["variants"][0]["inventoryQuantities"] = [
+        {"locationId": LOCATION, "name": "available", "quantity": 5}
+    ]
+    set_product_response = gql(
+        emu, s.product_set(bad, {"customId": CustomId().as_input("P1")}, first=1)
+    ).json()
+    return set_product_response["data"]["productSet"]["product"]["variants"]["nodes"][0][
+        "inventoryItem"
+    ]["id"]
 
 
 def test_inventory_idempotency_keys(emu):
@@ -229,7 +306,9 @@ def test_inventory_idempotency_keys(emu):
     gql(emu, request)
     emu.inventory[(item, LOCATION)] = 2  # a sale happens
     replay = gql(emu, request).json()["data"]["inventorySetQuantities"]
-    other = gql(emu, s.inventory_set([(item, LOCATION, 9)], idempotency_key="key-1")).json()["data"]["inventorySetQuantities"]
+    other = gql(emu, s.inventory_set([(item, LOCATION, 9)], idempotency_key="key-1")).json()[
+        "data"
+    ]["inventorySetQuantities"]
 
     assert replay["userErrors"] == []
     assert emu.quantity(item) == 2
@@ -237,15 +316,27 @@ def test_inventory_idempotency_keys(emu):
 
 
 def test_inventory_compare_rules(emu):
-    """changeFromQuantity is required from 2026-04; a stale value is refused; @idempotent is required."""
+    """ChangeFromQuantity is required from 2026-04; a stale value is refused; @idempotent is required."""
     item = _stock(emu)
     document = s.INVENTORY_SET
-    base = {"name": "available", "reason": "correction", "quantities": [{"inventoryItemId": item, "locationId": LOCATION, "quantity": 1}]}
+    base = {
+        "name": "available",
+        "reason": "correction",
+        "quantities": [{"inventoryItemId": item, "locationId": LOCATION, "quantity": 1}],
+    }
 
-    missing = gql(emu, document, {"input": base, "idempotencyKey": "a"}).json()["data"]["inventorySetQuantities"]
+    missing = gql(emu, document, {"input": base, "idempotencyKey": "a"}).json()["data"][
+        "inventorySetQuantities"
+    ]
     stale_input = {**base, "quantities": [{**base["quantities"][0], "changeFromQuantity": 99}]}
-    stale = gql(emu, document, {"input": stale_input, "idempotencyKey": "b"}).json()["data"]["inventorySetQuantities"]
-    no_key = gql(emu, "mutation M($input: InventorySetQuantitiesInput!) { inventorySetQuantities(input: $input) { userErrors { code } } }", {"input": base}).json()
+    stale = gql(emu, document, {"input": stale_input, "idempotencyKey": "b"}).json()["data"][
+        "inventorySetQuantities"
+    ]
+    no_key = gql(
+        emu,
+        "mutation M($input: InventorySetQuantitiesInput!) { inventorySetQuantities(input: $input) { userErrors { code } } }",
+        {"input": base},
+    ).json()
 
     assert missing["userErrors"][0]["code"] == "COMPARE_QUANTITY_REQUIRED"
     assert stale["userErrors"][0]["code"] == "CHANGE_FROM_QUANTITY_STALE"
@@ -260,14 +351,49 @@ def test_translations_need_current_digests(emu):
     assert content is not None
     digest = {c.key: c.digest for c in content}["title"]
 
-    ok = gql(emu, s.translations_register(product_id, [{"key": "title", "locale": "es", "value": "Zapato", "translatableContentDigest": digest}])).json()
+    ok = gql(
+        emu,
+        s.translations_register(
+            product_id,
+            [
+                {
+                    "key": "title",
+                    "locale": "es",
+                    "value": "Zapato",
+                    "translatableContentDigest": digest,
+                }
+            ],
+        ),
+    ).json()
     set_product(emu, "P1", "S", title="Renamed")
-    stale = gql(emu, s.translations_register(product_id, [{"key": "title", "locale": "es", "value": "Zapato", "translatableContentDigest": digest}])).json()
-    outdated = gql(emu, "query Q($id: ID!) { translatableResource(resourceId: $id) { translations(locale: \"es\") { key outdated } } }", {"id": product_id}).json()
+    stale = gql(
+        emu,
+        s.translations_register(
+            product_id,
+            [
+                {
+                    "key": "title",
+                    "locale": "es",
+                    "value": "Zapato",
+                    "translatableContentDigest": digest,
+                }
+            ],
+        ),
+    ).json()
+    outdated = gql(
+        emu,
+        'query Q($id: ID!) { translatableResource(resourceId: $id) { translations(locale: "es") { key outdated } } }',
+        {"id": product_id},
+    ).json()
 
     assert ok["data"]["translationsRegister"]["userErrors"] == []
-    assert stale["data"]["translationsRegister"]["userErrors"][0]["code"] == "INVALID_TRANSLATABLE_CONTENT"
-    assert outdated["data"]["translatableResource"]["translations"] == [{"key": "title", "outdated": True}]
+    assert (
+        stale["data"]["translationsRegister"]["userErrors"][0]["code"]
+        == "INVALID_TRANSLATABLE_CONTENT"
+    )
+    assert outdated["data"]["translatableResource"]["translations"] == [
+        {"key": "title", "outdated": True}
+    ]
 
 
 def test_deprecated_use_is_reported_in_the_header(clock):

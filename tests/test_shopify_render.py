@@ -30,7 +30,9 @@ def channel(**kwargs: Any) -> ShopifyChannel:
     return ShopifyChannel(store, client=httpx.Client(), **kwargs)
 
 
-def context(*items: Item, params: ConnectorParams | None = None, ids: dict[Any, str] | None = None) -> RenderContext:
+def context(
+    *items: Item, params: ConnectorParams | None = None, ids: dict[Any, str] | None = None
+) -> RenderContext:
     """A render context holding *items* as related items (variants in the order given)."""
     children: dict[Any, tuple[str, ...]] = {}
     for item in items:
@@ -46,12 +48,16 @@ def context(*items: Item, params: ConnectorParams | None = None, ids: dict[Any, 
 
 def shoe(**fields: Any) -> Item:
     """A product with defaults that validate."""
-    return Item("P1", P, fields={"title": "Trail shoe", **fields}, parents=("C1", "C2"), tags={"b", "a"})
+    return Item(
+        "P1", P, fields={"title": "Trail shoe", **fields}, parents=("C1", "C2"), tags={"b", "a"}
+    )
 
 
 def size(ref: str, value: str, **fields: Any) -> Item:
     """A variant with one option."""
-    return Item(ref, V, fields={"options": {"Size": value}, "price": "10.00", **fields}, parents=("P1",))
+    return Item(
+        ref, V, fields={"options": {"Size": value}, "price": "10.00", **fields}, parents=("P1",)
+    )
 
 
 def codes(errors: Any) -> list[tuple[str | None, str | None]]:
@@ -67,7 +73,9 @@ def codes(errors: Any) -> list[tuple[str | None, str | None]]:
 def test_product_payload_is_complete():
     """A product carries every variant, option, collection with a GID, tags and the custom id."""
     variants = [size("V1", "S"), size("V2", "M")]
-    ctx = context(*variants, Item("C1", C), Item("C2", C), ids={(C, "C1"): "gid://shopify/Collection/1"})
+    ctx = context(
+        *variants, Item("C1", C), Item("C2", C), ids={(C, "C1"): "gid://shopify/Collection/1"}
+    )
 
     payload = channel().render(shoe(), ctx)
 
@@ -76,15 +84,28 @@ def test_product_payload_is_complete():
     assert data["title"] == "Trail shoe"
     assert data["status"] == "ACTIVE"
     assert data["tags"] == ["a", "b"]
-    assert data["productOptions"] == [{"name": "Size", "position": 1, "values": [{"name": "S"}, {"name": "M"}]}]
+    assert data["productOptions"] == [
+        {"name": "Size", "position": 1, "values": [{"name": "S"}, {"name": "M"}]}
+    ]
     assert data["collections"] == ["gid://shopify/Collection/1"]  # C2 has no GID yet: omitted
-    assert data["metafields"] == [{"namespace": "catalogsync", "key": "ref", "type": "id", "value": "P1"}]
+    assert data["metafields"] == [
+        {"namespace": "catalogsync", "key": "ref", "type": "id", "value": "P1"}
+    ]
     assert "translations" not in payload
 
 
 def test_variant_payload_is_its_fragment_of_the_product():
     """A variant renders exactly the dict that appears in its product's variant list."""
-    variants = [size("V1", "S", sku="S-1", compare_at_price=12.5, image="https://cdn.example.com/v1.jpg", stock=4)]
+    variants = [
+        size(
+            "V1",
+            "S",
+            sku="S-1",
+            compare_at_price=12.5,
+            image="https://cdn.example.com/v1.jpg",
+            stock=4,
+        )
+    ]
     params = ConnectorParams(overwrite_stock=True)
     ctx = context(*variants, params=params)
     ch = channel()
@@ -102,7 +123,9 @@ def test_variant_payload_is_its_fragment_of_the_product():
         "inventoryItem": {"tracked": True},
         "inventoryQuantities": [{"locationId": LOCATION, "name": "available", "quantity": 4}],
     }
-    assert product["input"]["files"] == [fragment["file"]]  # a variant's file must be a product file
+    assert product["input"]["files"] == [
+        fragment["file"]
+    ]  # a variant's file must be a product file
 
 
 def test_stock_only_when_overwrite_stock():
@@ -162,9 +185,31 @@ def test_option_forms():
     """Options may be a mapping, a list of name/value objects, or localised; all render alike."""
     params = ConnectorParams(language="es")
     variants = [
-        Item("V1", V, fields={"options": {"Talla": "S", "Color": {"es": "Rojo", "en": "Red"}}}, parents=("P1",)),
-        Item("V2", V, fields={"options": [{"name": "Talla", "value": "M"}, {"name": "Color", "value": "Azul"}]}, parents=("P1",)),
-        Item("V3", V, fields={"options": {"es": {"Talla": "L", "Color": "Rojo"}, "en": {"Size": "L", "Color": "Red"}}}, parents=("P1",)),
+        Item(
+            "V1",
+            V,
+            fields={"options": {"Talla": "S", "Color": {"es": "Rojo", "en": "Red"}}},
+            parents=("P1",),
+        ),
+        Item(
+            "V2",
+            V,
+            fields={
+                "options": [{"name": "Talla", "value": "M"}, {"name": "Color", "value": "Azul"}]
+            },
+            parents=("P1",),
+        ),
+        Item(
+            "V3",
+            V,
+            fields={
+                "options": {
+                    "es": {"Talla": "L", "Color": "Rojo"},
+                    "en": {"Size": "L", "Color": "Red"},
+                }
+            },
+            parents=("P1",),
+        ),
     ]
 
     payload = channel().render(shoe(), context(*variants, params=params))
@@ -181,9 +226,15 @@ def test_product_without_variants_gets_the_default_variant():
     payload = channel().render(shoe(price=25, sku="ONE"), context())
 
     assert payload["variants"] == []
-    assert payload["input"]["productOptions"] == [{"name": "Title", "position": 1, "values": [{"name": "Default Title"}]}]
+    assert payload["input"]["productOptions"] == [
+        {"name": "Title", "position": 1, "values": [{"name": "Default Title"}]}
+    ]
     assert payload["input"]["variants"] == [
-        {"optionValues": [{"optionName": "Title", "name": "Default Title"}], "price": "25", "sku": "ONE"}
+        {
+            "optionValues": [{"optionName": "Title", "name": "Default Title"}],
+            "price": "25",
+            "sku": "ONE",
+        }
     ]
 
 
@@ -201,7 +252,15 @@ def test_handle_identity_derives_handles():
 
 def test_category_payload():
     """A category renders as collection fields with its custom id and translations."""
-    item = Item("C1", C, fields={"title": {"en": "Shoes", "de": "Schuhe"}, "description": "<p>All</p>", "image": "https://cdn.example.com/c.jpg"})
+    item = Item(
+        "C1",
+        C,
+        fields={
+            "title": {"en": "Shoes", "de": "Schuhe"},
+            "description": "<p>All</p>",
+            "image": "https://cdn.example.com/c.jpg",
+        },
+    )
 
     payload = channel().render(item, context())
 
@@ -221,7 +280,9 @@ def test_render_is_pure_and_hash_stable():
     variants = [size("V1", "S"), size("V2", "M")]
     ch = channel()
     first = ch.render(shoe(), context(*variants))
-    second = ch.render(shoe(), context(*variants, ids={(V, "V1"): "gid://shopify/ProductVariant/9"}))
+    second = ch.render(
+        shoe(), context(*variants, ids={(V, "V1"): "gid://shopify/ProductVariant/9"})
+    )
 
     hasher = ChangeHasher()
     assert hasher.digest(first) == hasher.digest(second)
@@ -253,9 +314,16 @@ def test_every_problem_is_reported_at_once():
         size("V3", "XL", price=float("inf")),
         size("V4", "XXL", price="10.00", compare_at_price="9.99"),
         size("V5", "S"),
-        Item("V6", V, fields={"options": {"Size": "3XL"}, "sku": "x" * 256, "image": "ftp://files/img.png"}, parents=("P1",)),
+        Item(
+            "V6",
+            V,
+            fields={"options": {"Size": "3XL"}, "sku": "x" * 256, "image": "ftp://files/img.png"},
+            parents=("P1",),
+        ),
     ]
-    item = shoe(title="", handle="has space" + "x" * 300, images=["not a url"], tags=["ok", "bad,tag"])
+    item = shoe(
+        title="", handle="has space" + "x" * 300, images=["not a url"], tags=["ok", "bad,tag"]
+    )
 
     errors = validate(item, *variants)
 
@@ -279,7 +347,9 @@ def test_every_problem_is_reported_at_once():
 
 def test_option_limits_and_coverage():
     """More than 3 options, a missing option value and an unknown option are reported."""
-    four = Item("V1", V, fields={"options": {"A": "1", "B": "1", "C": "1", "D": "1"}}, parents=("P1",))
+    four = Item(
+        "V1", V, fields={"options": {"A": "1", "B": "1", "C": "1", "D": "1"}}, parents=("P1",)
+    )
     partial = Item("V2", V, fields={"options": {"A": "2"}}, parents=("P1",))
 
     errors = codes(validate(shoe(options=["A", "B", "C", "D"]), four, partial))
@@ -289,13 +359,19 @@ def test_option_limits_and_coverage():
     stray = Item("V3", V, fields={"options": {"A": "1", "Z": "9"}}, parents=("P1",))
     ch = channel()
     payload = ch.render(shoe(options=["A"]), context(stray))
-    payload["input"]["productOptions"] = payload["input"]["productOptions"][:1]  # a hand-made payload
-    assert ("OPTION_DOES_NOT_EXIST", "variants[0].optionValues") in codes(ch.validate(shoe(), payload, context(stray)))
+    payload["input"]["productOptions"] = payload["input"]["productOptions"][
+        :1
+    ]  # a hand-made payload
+    assert ("OPTION_DOES_NOT_EXIST", "variants[0].optionValues") in codes(
+        ch.validate(shoe(), payload, context(stray))
+    )
 
 
 def test_too_many_variants():
     """More than 2,048 variants is reported before anything is sent."""
-    variants = [Item(f"V{i}", V, fields={"options": {"N": str(i)}}, parents=("P1",)) for i in range(2049)]
+    variants = [
+        Item(f"V{i}", V, fields={"options": {"N": str(i)}}, parents=("P1",)) for i in range(2049)
+    ]
 
     assert ("VARIANTS_OVER_LIMIT", "variants") in codes(validate(shoe(), *variants))
 
@@ -305,7 +381,9 @@ def test_long_title_invalid_status_and_stock():
     ch = channel()
     payload = ch.render(shoe(title="t" * 256), context())
     payload["input"]["status"] = "LIVE"
-    payload["input"]["variants"][0]["inventoryQuantities"] = [{"locationId": LOCATION, "name": "available", "quantity": 1.5}]
+    payload["input"]["variants"][0]["inventoryQuantities"] = [
+        {"locationId": LOCATION, "name": "available", "quantity": 1.5}
+    ]
 
     errors = codes(ch.validate(shoe(), payload, context()))
 
@@ -320,7 +398,11 @@ def test_variant_alone_reports_relative_paths():
 
     errors = codes(validate(variant, variant))
 
-    assert errors == [("INVALID_PRICE", "price"), ("TOO_LONG", "barcode"), ("INVALID", "inventoryPolicy")]
+    assert errors == [
+        ("INVALID_PRICE", "price"),
+        ("TOO_LONG", "barcode"),
+        ("INVALID", "inventoryPolicy"),
+    ]
 
 
 def test_category_validation():

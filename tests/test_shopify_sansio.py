@@ -164,7 +164,9 @@ class TestProducts:
 
     def test_lookup_pages_and_none(self):
         """A lookup reports more pages; a missing product is None."""
-        node = s.read_product(s.read_response(sample("product_lookup_paged")).payload("productByIdentifier"))
+        node = s.read_product(
+            s.read_response(sample("product_lookup_paged")).payload("productByIdentifier")
+        )
 
         assert node is not None
         assert node.page == s.PageInfo(has_next_page=True, end_cursor="c0")
@@ -177,7 +179,7 @@ class TestProducts:
             s.read_product({"handle": "x"})
 
     def test_delete_of_a_missing_product_reads_as_not_found(self):
-        """productDelete's "does not exist" is recognised as an idempotent no-op."""
+        """ProductDelete's "does not exist" is recognised as an idempotent no-op."""
         response = s.read_response(sample("product_delete_missing"))
 
         errors = s.read_user_errors(response.payload("productDelete"))
@@ -210,7 +212,9 @@ class TestOtherReaders:
         """Existing custom-id definitions are found; a type-id one counts as unique."""
         found = s.read_definitions(s.read_response(sample("definitions")))
 
-        assert found["PRODUCT"] == s.DefinitionInfo("gid://shopify/MetafieldDefinition/501", "id", True)
+        assert found["PRODUCT"] == s.DefinitionInfo(
+            "gid://shopify/MetafieldDefinition/501", "id", True
+        )
         assert found["COLLECTION"] is None
         loose = s.read_definitions(s.read_response(sample("definitions_not_unique")))
         assert loose["PRODUCT"] is not None
@@ -233,7 +237,7 @@ class TestOtherReaders:
         assert content[0].digest.startswith("9e3a5b1f")
 
     def test_translation_errors(self):
-        """translationsRegister errors point at the translation by index."""
+        """TranslationsRegister errors point at the translation by index."""
         response = s.read_response(sample("translations_register_errors"))
 
         (error,) = s.read_user_errors(response.payload("translationsRegister"))
@@ -321,15 +325,20 @@ class TestRequests:
         """GIDs build and split; admin links point at the product or variant."""
         assert s.gid("Product", 7) == "gid://shopify/Product/7"
         assert s.gid_number("gid://shopify/Product/7?x=1") == "7"
-        assert s.admin_url("a.myshopify.com", "gid://shopify/Product/7", "gid://shopify/ProductVariant/9") == (
-            "https://a.myshopify.com/admin/products/7/variants/9"
-        )
+        assert s.admin_url(
+            "a.myshopify.com", "gid://shopify/Product/7", "gid://shopify/ProductVariant/9"
+        ) == ("https://a.myshopify.com/admin/products/7/variants/9")
 
     def test_custom_id(self):
         """Custom ids are checked and render as identifier and metafield."""
         custom = CustomId("pim", "sku_ref")
 
-        assert custom.as_metafield("P1") == {"namespace": "pim", "key": "sku_ref", "type": "id", "value": "P1"}
+        assert custom.as_metafield("P1") == {
+            "namespace": "pim",
+            "key": "sku_ref",
+            "type": "id",
+            "value": "P1",
+        }
         with pytest.raises(InvalidArgumentError):
             CustomId("a b", "ref")
 

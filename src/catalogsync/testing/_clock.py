@@ -43,7 +43,7 @@ class ManualClock:
             return self._mono
 
     def sleep(self, seconds: float) -> None:
-        """Advance by *seconds* (at least one microsecond, the clock's resolution) instead of blocking."""
+        """Advance by *seconds* (at least the clock's resolution, 1 µs) instead of blocking."""
         if seconds > 0:
             # A shorter sleep would round to no time at all, and a caller waiting for a bucket
             # to refill by a float sliver would spin forever.

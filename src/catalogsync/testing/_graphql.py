@@ -23,19 +23,18 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 
-__all__ = ["Executed", "GraphQLFailure", "Prepared", "load_schema", "prepare"]
+__all__ = ["Executed", "GraphQLRequestError", "Prepared", "load_schema", "prepare"]
 
 MUTATION_COST = 10
 CONNECTION_COST = 2
 
 
-class GraphQLFailure(Exception):
+class GraphQLRequestError(Exception):
     """The document or its variables were rejected before execution (a 200 with ``errors``)."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
@@ -245,7 +244,7 @@ def _applies(condition: Any, typename: str | None) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _deprecation_rule() -> type[Any]:
+def _deprecation_rule() -> type[Any]:  # noqa: C901 - a class built lazily (optional import)
     """
     A validation rule listing deprecated fields, arguments, input fields and enum values used.
 
@@ -368,37 +367,37 @@ def prepare(
     Parse the request *body*; validate against *schema* if given.
 
     Raises:
-        GraphQLFailure: syntax errors, validation errors, bad variables, unknown operation.
+        GraphQLRequestError: syntax errors, validation errors, bad variables, unknown operation.
     """
     from graphql import GraphQLError, OperationDefinitionNode  # noqa: PLC0415
 
     query = body.get("query")
     if not isinstance(query, str):
-        raise GraphQLFailure([{"message": "Parameter 'query' is required"}])
+        raise GraphQLRequestError([{"message": "Parameter 'query' is required"}])
     variables = body.get("variables") or {}
     if not isinstance(variables, Mapping):
-        raise GraphQLFailure([{"message": "Parameter 'variables' must be an object"}])
+        raise GraphQLRequestError([{"message": "Parameter 'variables' must be an object"}])
     try:
         document, errors, static = _checked(query, schema)
     except GraphQLError as exc:
-        raise GraphQLFailure([dict(exc.formatted)]) from None
+        raise GraphQLRequestError([dict(exc.formatted)]) from None
     if errors:
-        raise GraphQLFailure([dict(e) for e in errors])
+        raise GraphQLRequestError([dict(e) for e in errors])
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     wanted = body.get("operationName")
     chosen = [o for o in operations if not wanted or (o.name and o.name.value == wanted)]
     if len(chosen) != 1:
-        raise GraphQLFailure([{"message": "Must provide exactly one operation (operationName)"}])
+        raise GraphQLRequestError(
+            [{"message": "Must provide exactly one operation (operationName)"}]
+        )
     operation = chosen[0]
     deprecations: list[str] = []
     if schema is not None:
         from graphql.execution.values import get_variable_values  # noqa: PLC0415
 
-        coerced = get_variable_values(
-            schema, operation.variable_definitions or (), dict(variables)
-        )
+        coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables))
         if isinstance(coerced, list):
-            raise GraphQLFailure([dict(e.formatted) for e in coerced])
+            raise GraphQLRequestError([dict(e.formatted) for e in coerced])
         # graphql-core 3.3 returns VariableValues(sources, coerced); 3.2 a plain dict.
         values: Any = getattr(coerced, "coerced", coerced)
         variables = dict(values)
@@ -415,7 +414,7 @@ def prepare(
         ]
         if unknown:
             root = "QueryRoot" if prepared.kind == "query" else "Mutation"
-            raise GraphQLFailure(
+            raise GraphQLRequestError(
                 [
                     {
                         "message": f"Field '{name}' doesn't exist on type '{root}'",

@@ -39,17 +39,18 @@ import httpx
 from attrs import define, field
 
 from .._clock import Clock, SystemClock
-from ._graphql import GraphQLFailure, Prepared, load_schema, prepare
+from ._graphql import GraphQLRequestError, Prepared, load_schema, prepare
 from ._http import Emulator, Faults
 
 
 __all__ = ["EmulatedCollection", "EmulatedProduct", "EmulatedVariant", "ShopifyEmulator"]
 
 _GRAPHQL_PATH: Final = re.compile(r"^/admin/api/([^/]+)/graphql\.json$")
-_TOKEN_PATH: Final = "/admin/oauth/access_token"
+_TOKEN_PATH: Final = "/admin/oauth/access_token"  # noqa: S105 - a path, not a secret
 _MAX_QUERY_COST: Final = 1000
 _MAX_VARIANTS: Final = 2048
 _MAX_OPTIONS: Final = 3
+_MAX_TEXT: Final = 255
 _MAX_QUANTITY: Final = 1_000_000_000
 _REASONS: Final = frozenset(
     {
@@ -121,6 +122,44 @@ def _money(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
+
+
+def _option_values(variant: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(o.get("optionName") or o.get("name")): str(o.get("name"))
+        for o in variant.get("optionValues") or ()
+    }
+
+
+_PRODUCT_SCALARS: Final = (
+    ("descriptionHtml", "description_html"),
+    ("vendor", "vendor"),
+    ("productType", "product_type"),
+    ("status", "status"),
+)
+_VARIANT_SCALARS: Final = (
+    ("sku", "sku"),
+    ("barcode", "barcode"),
+    ("taxable", "taxable"),
+    ("inventoryPolicy", "inventory_policy"),
+)
+
+
+def _set_variant_fields(variant: EmulatedVariant, data: Mapping[str, Any]) -> None:
+    for key, attr in (("price", "price"), ("compareAtPrice", "compare_at_price")):
+        if key in data:
+            amount = _money(data[key])
+            setattr(variant, attr, str(amount) if amount is not None else None)
+    for key, attr in _VARIANT_SCALARS:
+        if key in data:
+            setattr(variant, attr, data[key])
+    item = data.get("inventoryItem") or {}
+    if "tracked" in item:
+        variant.tracked = bool(item["tracked"])
+    if "sku" in item:
+        variant.sku = item["sku"]
+    if data.get("file"):
+        variant.file = data["file"].get("originalSource")
 
 
 @define
@@ -383,7 +422,7 @@ class ShopifyEmulator(Emulator):
     def delete_product(self, product_id: str) -> None:
         """Delete a product as a merchant would in the admin."""
         with self._lock:
-            self._remove_product(product_id)
+            self.remove_product(product_id)
 
     # -- HTTP -----------------------------------------------------------------------------------
 
@@ -419,7 +458,7 @@ class ShopifyEmulator(Emulator):
                 prepared = prepare(
                     body, schema=self._schema(served), known_roots=_ROOTS.__getitem__
                 )
-            except GraphQLFailure as exc:
+            except GraphQLRequestError as exc:
                 return httpx.Response(200, json={"errors": exc.errors}, headers=headers)
             reasons = list(prepared.deprecations)
             if self.deprecated_reason:
@@ -548,20 +587,23 @@ class ShopifyEmulator(Emulator):
         """A fresh GID of *kind*."""
         return f"gid://shopify/{kind}/{next(self._ids)}"
 
-    def _remove_product(self, product_id: str) -> EmulatedProduct | None:
+    def remove_product(self, product_id: str) -> EmulatedProduct | None:
+        """Delete a product with its inventory levels and translations; return it."""
         product = self.products.pop(product_id, None)
         if product is None:
             return None
         for variant in product.variants:
-            self._drop_inventory(variant.inventory_item_id)
-        self._drop_translations(product_id)
+            self.drop_inventory(variant.inventory_item_id)
+        self.drop_translations(product_id)
         return product
 
-    def _drop_inventory(self, item_id: str) -> None:
+    def drop_inventory(self, item_id: str) -> None:
+        """Forget the inventory levels of an item (its variant is gone)."""
         for key in [k for k in self.inventory if k[0] == item_id]:
             del self.inventory[key]
 
-    def _drop_translations(self, resource: str) -> None:
+    def drop_translations(self, resource: str) -> None:
+        """Forget the translations of a deleted resource."""
         for key in [k for k in self.translations if k[0] == resource]:
             del self.translations[key]
 
@@ -620,9 +662,10 @@ class _Context:
 
     def idempotency(self, prepared: Prepared) -> dict[str, Any] | None:
         """
-        From 2026-04 the inventory mutations need an ``@idempotent`` key. (Shopify's changelog
-        lists inventoryAdjustQuantities and others; the emulator also requires it for
-        inventorySetQuantities, the strict reading.)
+        Refuse inventory mutations without an ``@idempotent`` key from 2026-04.
+
+        Shopify's changelog lists inventoryAdjustQuantities and others; the emulator also
+        requires the key for inventorySetQuantities, the strict reading.
         """
         names = {n.name.value for n in prepared.fields(prepared.operation.selection_set)}
         if (
@@ -685,8 +728,8 @@ class _Context:
             "currencyCode": "USD",
         }
 
-    def location(self, id: str | None = None) -> dict[str, Any] | None:  # noqa: A002
-        location = id or self.emu.locations[0]
+    def location(self, **args: Any) -> dict[str, Any] | None:
+        location = args.get("id") or self.emu.locations[0]
         if location not in self.emu.locations:
             return None
         return {
@@ -850,9 +893,8 @@ class _Context:
 
     # -- metafield definitions --------------------------------------------------------------------
 
-    def metafield_definitions(
-        self, ownerType: str, namespace: str | None = None, key: str | None = None, **kw: Any
-    ) -> dict[str, Any]:  # noqa: N803
+    def metafield_definitions(self, **args: Any) -> dict[str, Any]:
+        owner_type, namespace, key = args.get("ownerType"), args.get("namespace"), args.get("key")
         found = [
             {
                 "__typename": "MetafieldDefinition",
@@ -863,11 +905,13 @@ class _Context:
                 "capabilities": {"uniqueValues": {"enabled": d["unique"], "eligible": True}},
             }
             for (owner, ns, k), d in self.emu.definitions.items()
-            if owner == ownerType
+            if owner == owner_type
             and (namespace is None or ns == namespace)
             and (key is None or k == key)
         ]
-        return self.connection(found, **kw)
+        return self.connection(
+            found, first=args.get("first"), after=args.get("after"), last=args.get("last")
+        )
 
     def metafield_definition_create(self, definition: Mapping[str, Any]) -> dict[str, Any]:
         errors = _UserErrors()
@@ -903,26 +947,27 @@ class _Context:
     def _metafields_input(
         self,
         value: Any,
-        owner: str,
-        owner_id: str | None,
+        *,
+        owner: tuple[str, str | None],
         errors: _UserErrors,
         path: Sequence[Any],
-        others: Iterable[tuple[str, Mapping[tuple[str, str], tuple[str, str]]]],
+        others: Sequence[tuple[str, Mapping[tuple[str, str], tuple[str, str]]]],
     ) -> dict[tuple[str, str], tuple[str, str]]:
+        """Check a metafield list (unique values included) and return it keyed by namespace/key."""
+        owner_type, owner_id = owner
         out: dict[tuple[str, str], tuple[str, str]] = {}
-        others = list(others)
         for i, mf in enumerate(value or ()):
             ns, key, type_, val = (mf.get(k) for k in ("namespace", "key", "type", "value"))
             if not key or val is None:
                 errors.add([*path, i], "Metafield needs a key and a value", "INVALID_METAFIELD")
                 continue
             ns = ns or "app"
-            definition = self.emu.definitions.get((owner, ns, key))
+            definition = self.emu.definitions.get((owner_type, ns, key))
             type_ = type_ or (definition["type"] if definition else None)
             if not type_:
                 errors.add([*path, i, "type"], "Type can't be blank", "INVALID_METAFIELD")
                 continue
-            if self._unique(owner, ns, key):
+            if self._unique(owner_type, ns, key):
                 clash = next(
                     (
                         oid
@@ -943,12 +988,7 @@ class _Context:
 
     # -- products -------------------------------------------------------------------------------
 
-    def product_set(
-        self,
-        input: Mapping[str, Any],
-        identifier: Mapping[str, Any] | None = None,
-        synchronous: bool = True,
-    ) -> dict[str, Any]:  # noqa: A002, C901, PLR0912, PLR0915, FBT001, FBT002
+    def product_set(self, **args: Any) -> dict[str, Any]:
         """
         ``productSet``: upsert by identifier, list fields replaced whole.
 
@@ -956,55 +996,80 @@ class _Context:
         emulator's reading; Shopify's docs only promise that ids are honoured), so ids and
         inventory items survive a resend.
         """
-        del synchronous
-        emu = self.emu
+        data: Mapping[str, Any] = args["input"]
+        identifier: Mapping[str, Any] = args.get("identifier") or {}
         errors = _UserErrors()
-        target: EmulatedProduct | None = None
-        custom: tuple[str, str, str] | None = None
-        if identifier:
-            if identifier.get("id"):
-                target = emu.products.get(identifier["id"])
-                if target is None:
-                    errors.add(
-                        ["identifier", "id"], "Product does not exist", "PRODUCT_DOES_NOT_EXIST"
-                    )
-            elif identifier.get("customId"):
-                custom = self._custom("PRODUCT", identifier)
-                if not self._unique(*custom):
-                    errors.add(
-                        ["identifier", "customId"],
-                        "The custom id has no unique metafield definition",
-                        "INVALID_INPUT",
-                    )
-                target = self.find_product(identifier)
-            elif identifier.get("handle"):
-                target = self.find_product(identifier)
+        target, custom = self._set_target(identifier, errors)
         if errors:
             return {"product": None, "userErrors": errors.items}
+        options = self._check_product(data, target, errors)
+        self._check_variants(data, target, options, errors)
+        metafields = None
+        if "metafields" in data:
+            metafields = self._metafields_input(
+                data["metafields"],
+                owner=("PRODUCT", target.id if target else None),
+                errors=errors,
+                path=["input", "metafields"],
+                others=[(p.id, p.metafields) for p in self.emu.products.values()],
+            )
+        if custom is not None:
+            sent = (metafields or {}).get(custom[1:])
+            if sent is not None and sent[1] != identifier["customId"].get("value"):
+                errors.add(
+                    ["input", "metafields"],
+                    "The custom id metafield does not match the identifier",
+                    "METAFIELD_MISMATCH",
+                )
+        if errors:
+            return {"product": None, "userErrors": errors.items}
+        product = self._apply_product(data, target, options, metafields)
+        if custom is not None and target is None:
+            value = str(identifier["customId"].get("value"))
+            product.metafields.setdefault(custom[1:], ("id", value))
+        return {
+            "product": self.product_view(product),
+            "productSetOperation": None,
+            "userErrors": [],
+        }
 
-        title = input.get("title", target.title if target else None)
+    def _set_target(
+        self, identifier: Mapping[str, Any], errors: _UserErrors
+    ) -> tuple[EmulatedProduct | None, tuple[str, str, str] | None]:
+        if identifier.get("id"):
+            target = self.emu.products.get(identifier["id"])
+            if target is None:
+                errors.add(["identifier", "id"], "Product does not exist", "PRODUCT_DOES_NOT_EXIST")
+            return target, None
+        if identifier.get("customId"):
+            custom = self._custom("PRODUCT", identifier)
+            if not self._unique(*custom):
+                errors.add(
+                    ["identifier", "customId"],
+                    "The custom id has no unique metafield definition",
+                    "INVALID_INPUT",
+                )
+            return self.find_product(identifier), custom
+        if identifier.get("handle"):
+            return self.find_product(identifier), None
+        return None, None
+
+    def _check_product(
+        self, data: Mapping[str, Any], target: EmulatedProduct | None, errors: _UserErrors
+    ) -> list[tuple[str, list[str]]]:
+        title = data.get("title", target.title if target else None)
         if not isinstance(title, str) or not title.strip():
             errors.add(["input", "title"], "Title can't be blank", "MISSING_FIELD_REQUIRED")
-        elif len(title) > 255:  # noqa: PLR2004
+        elif len(title) > _MAX_TEXT:
             errors.add(
                 ["input", "title"],
                 "Title is too long (maximum is 255 characters)",
                 "INVALID_PRODUCT",
             )
-        handle = input.get("handle")
-        if handle is not None:
-            clash = next(
-                (p for p in emu.products.values() if p.handle == handle and p is not target), None
-            )
-            if clash is not None:
-                errors.add(
-                    ["input", "handle"], f"Handle '{handle}' already in use", "HANDLE_NOT_UNIQUE"
-                )
-        status = input.get("status")
-        if status is not None and status not in _STATUSES:
+        status = data.get("status") or "ACTIVE"
+        if status not in _STATUSES:
             errors.add(["input", "status"], f"Status '{status}' is not valid", "INVALID_INPUT")
-        options_in = input.get("productOptions")
-        variants_in = input.get("variants")
+        options_in, variants_in = data.get("productOptions"), data.get("variants")
         if options_in is not None and len(options_in) > _MAX_OPTIONS:
             errors.add(
                 ["input", "productOptions"], "Options over limit (maximum 3)", "OPTIONS_OVER_LIMIT"
@@ -1027,25 +1092,31 @@ class _Context:
                 "variants are required with productOptions",
                 "VARIANTS_INPUT_MISSING",
             )
-
-        options: list[tuple[str, list[str]]] = (
-            [
-                (str(o.get("name")), [str(v.get("name")) for v in o.get("values") or ()])
-                for o in options_in
-            ]
-            if options_in is not None
-            else list(target.options if target else [("Title", ["Default Title"])])
-        )
-        option_names = [n for n, _ in options]
-        if len(set(option_names)) != len(option_names):
+        self._check_references(data, target, errors)
+        if options_in is None:
+            return list(target.options if target else [("Title", ["Default Title"])])
+        options = [
+            (str(o.get("name")), [str(v.get("name")) for v in o.get("values") or ()])
+            for o in options_in
+        ]
+        names = [n for n, _ in options]
+        if len(set(names)) != len(names):
             errors.add(
                 ["input", "productOptions"], "Option names must be unique", "DUPLICATED_OPTION_NAME"
             )
-        files_in = input.get("files")
-        file_sources = [
-            str(f.get("originalSource")) for f in files_in or () if f.get("originalSource")
-        ]
-        for i, f in enumerate(files_in or ()):
+        return options
+
+    def _check_references(
+        self, data: Mapping[str, Any], target: EmulatedProduct | None, errors: _UserErrors
+    ) -> None:
+        handle = data.get("handle")
+        if handle is not None and any(
+            p.handle == handle and p is not target for p in self.emu.products.values()
+        ):
+            errors.add(
+                ["input", "handle"], f"Handle '{handle}' already in use", "HANDLE_NOT_UNIQUE"
+            )
+        for i, f in enumerate(data.get("files") or ()):
             source = f.get("originalSource")
             if f.get("id") is None and (
                 not isinstance(source, str) or urlsplit(source).scheme not in {"http", "https"}
@@ -1055,21 +1126,26 @@ class _Context:
                     "Original source must be an http(s) URL",
                     "INVALID_INPUT",
                 )
-        collections_in = input.get("collections")
-        for i, cid in enumerate(collections_in or ()):
-            if cid not in emu.collections:
+        for i, cid in enumerate(data.get("collections") or ()):
+            if cid not in self.emu.collections:
                 errors.add(
                     ["input", "collections", i], f"Collection {cid} does not exist", "INVALID_INPUT"
                 )
 
-        seen_combos: dict[tuple[tuple[str, str], ...], int] = {}
-        for i, v in enumerate(variants_in or ()):
+    def _check_variants(
+        self,
+        data: Mapping[str, Any],
+        target: EmulatedProduct | None,
+        options: Sequence[tuple[str, list[str]]],
+        errors: _UserErrors,
+    ) -> None:
+        declared = dict(options)
+        sources = {f.get("originalSource") for f in data.get("files") or ()}
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        for i, variant in enumerate(data.get("variants") or ()):
             path = ["input", "variants", i]
-            values = {
-                str(o.get("optionName") or o.get("name")): str(o.get("name"))
-                for o in v.get("optionValues") or ()
-            }
-            for name in option_names:
+            values = _option_values(variant)
+            for name in declared:
                 if name not in values:
                     errors.add(
                         [*path, "optionValues"],
@@ -1077,127 +1153,106 @@ class _Context:
                         "OPTION_VALUES_MISSING",
                     )
             for name, value in values.items():
-                declared = dict(options).get(name)
-                if declared is None:
+                if name not in declared:
                     errors.add(
                         [*path, "optionValues"],
                         f"Option '{name}' does not exist",
                         "OPTION_DOES_NOT_EXIST",
                     )
-                elif value not in declared:
+                elif value not in declared[name]:
                     errors.add(
                         [*path, "optionValues"],
                         f"Option value '{value}' does not exist",
                         "OPTION_VALUE_DOES_NOT_EXIST",
                     )
             combo = tuple(sorted(values.items()))
-            if combo in seen_combos:
+            if combo in seen:
                 errors.add(
                     [*path, "optionValues"],
                     f"The variant '{' / '.join(values.values())}' already exists",
                     "INVALID_VARIANT",
                 )
-            seen_combos.setdefault(combo, i)
-            for key in ("price", "compareAtPrice"):
-                if key in v and v[key] is not None:
-                    amount = _money(v[key])
-                    if amount is None or amount < 0:
-                        errors.add(
-                            [*path, key], f"{key} must be a positive decimal", "INVALID_VARIANT"
-                        )
-            if isinstance(v.get("sku"), str) and len(v["sku"]) > 255:  # noqa: PLR2004
-                errors.add(
-                    [*path, "sku"], "SKU is too long (maximum is 255 characters)", "INVALID_VARIANT"
-                )
-            if v.get("id") is not None and (target is None or target.variant(v["id"]) is None):
-                errors.add(
-                    [*path, "id"],
-                    "Product variant does not exist",
-                    "PRODUCT_VARIANT_DOES_NOT_EXIST",
-                )
-            file = v.get("file")
-            if file and file.get("originalSource") not in file_sources:
-                errors.add(
-                    [*path, "file"],
-                    "The variant's file must be one of the product's files",
-                    "INVALID_VARIANT",
-                )
-            for j, q in enumerate(v.get("inventoryQuantities") or ()):
-                if q.get("locationId") not in emu.locations:
-                    errors.add(
-                        [*path, "inventoryQuantities", j, "locationId"],
-                        "Location does not exist",
-                        "INVALID_INPUT",
-                    )
-                if q.get("name") not in {"available", "on_hand"}:
-                    errors.add(
-                        [*path, "inventoryQuantities", j, "name"],
-                        "Name must be available or on_hand",
-                        "INVALID_INPUT",
-                    )
+            seen.add(combo)
+            self._check_variant_fields(variant, path, target, sources, errors)
 
-        owner_id = target.id if target else None
-        metafields: dict[tuple[str, str], tuple[str, str]] | None = None
-        if "metafields" in input:
-            metafields = self._metafields_input(
-                input["metafields"],
-                "PRODUCT",
-                owner_id,
-                errors,
-                ["input", "metafields"],
-                ((p.id, p.metafields) for p in emu.products.values()),
+    def _check_variant_fields(
+        self,
+        variant: Mapping[str, Any],
+        path: list[Any],
+        target: EmulatedProduct | None,
+        sources: set[Any],
+        errors: _UserErrors,
+    ) -> None:
+        for key in ("price", "compareAtPrice"):
+            if variant.get(key) is not None:
+                amount = _money(variant[key])
+                if amount is None or amount < 0:
+                    errors.add([*path, key], f"{key} must be a positive decimal", "INVALID_VARIANT")
+        if isinstance(variant.get("sku"), str) and len(variant["sku"]) > _MAX_TEXT:
+            errors.add(
+                [*path, "sku"], "SKU is too long (maximum is 255 characters)", "INVALID_VARIANT"
             )
-        if custom is not None:
-            _, ns, key = custom
-            wanted = identifier["customId"]["value"] if identifier else None
-            sent = (metafields or {}).get((ns, key))
-            if sent is not None and sent[1] != wanted:
+        if variant.get("id") is not None and (
+            target is None or target.variant(variant["id"]) is None
+        ):
+            errors.add(
+                [*path, "id"], "Product variant does not exist", "PRODUCT_VARIANT_DOES_NOT_EXIST"
+            )
+        file = variant.get("file")
+        if file and file.get("originalSource") not in sources:
+            errors.add(
+                [*path, "file"],
+                "The variant's file must be one of the product's files",
+                "INVALID_VARIANT",
+            )
+        for j, quantity in enumerate(variant.get("inventoryQuantities") or ()):
+            if quantity.get("locationId") not in self.emu.locations:
                 errors.add(
-                    ["input", "metafields"],
-                    "The custom id metafield does not match the identifier",
-                    "METAFIELD_MISMATCH",
+                    [*path, "inventoryQuantities", j, "locationId"],
+                    "Location does not exist",
+                    "INVALID_INPUT",
                 )
-        if errors:
-            return {"product": None, "userErrors": errors.items}
+            if quantity.get("name") not in {"available", "on_hand"}:
+                errors.add(
+                    [*path, "inventoryQuantities", j, "name"],
+                    "Name must be available or on_hand",
+                    "INVALID_INPUT",
+                )
 
-        # -- apply ----------------------------------------------------------------------------
-        created = target is None
+    def _apply_product(
+        self,
+        data: Mapping[str, Any],
+        target: EmulatedProduct | None,
+        options: list[tuple[str, list[str]]],
+        metafields: dict[tuple[str, str], tuple[str, str]] | None,
+    ) -> EmulatedProduct:
+        emu = self.emu
+        title = str(data.get("title", target.title if target else ""))
         product = target or EmulatedProduct(
             id=emu.new_gid("Product"),
-            handle=handle or self._free_handle(_slug(str(title)), emu.products.values()),
-            title=str(title),
+            handle=data.get("handle") or self._free_handle(_slug(title), emu.products.values()),
+            title=title,
         )
-        product.title = str(title)
-        if handle is not None:
-            product.handle = handle
-        for key, attr in (
-            ("descriptionHtml", "description_html"),
-            ("vendor", "vendor"),
-            ("productType", "product_type"),
-            ("status", "status"),
-        ):
-            if key in input:
-                setattr(product, attr, input[key])
-        if "seo" in input:
-            product.seo = dict(input["seo"] or {})
-        if "tags" in input:
-            product.tags = list(input["tags"] or ())
+        product.title = title
+        for key, attr in _PRODUCT_SCALARS:
+            if key in data:
+                setattr(product, attr, data[key])
+        if "seo" in data:
+            product.seo = dict(data["seo"] or {})
+        if "tags" in data:
+            product.tags = list(data["tags"] or ())
         product.options = options
-        if collections_in is not None:
-            product.collections = list(dict.fromkeys(collections_in))
-        if files_in is not None:
-            product.files = file_sources
+        if data.get("collections") is not None:
+            product.collections = list(dict.fromkeys(data["collections"]))
+        if data.get("files") is not None:
+            product.files = [
+                str(f["originalSource"]) for f in data["files"] if f.get("originalSource")
+            ]
         if metafields is not None:
             product.metafields = metafields
-        if custom is not None and created:
-            _, ns, key = custom
-            product.metafields.setdefault(
-                (ns, key),
-                ("id", str(identifier["customId"]["value"])) if identifier else ("id", ""),
-            )
-        if variants_in is not None:
-            product.variants = self._apply_variants(product, variants_in, created)
-        elif created:
+        if data.get("variants") is not None:
+            product.variants = self._apply_variants(product, data["variants"], fresh=target is None)
+        elif target is None:
             product.variants = [
                 EmulatedVariant(
                     emu.new_gid("ProductVariant"),
@@ -1206,67 +1261,37 @@ class _Context:
                 )
             ]
         emu.products[product.id] = product
-        return {
-            "product": self.product_view(product),
-            "productSetOperation": None,
-            "userErrors": [],
-        }
+        return product
 
     def _apply_variants(
-        self, product: EmulatedProduct, variants_in: Sequence[Mapping[str, Any]], created: bool
-    ) -> list[EmulatedVariant]:  # noqa: FBT001
+        self, product: EmulatedProduct, variants_in: Sequence[Mapping[str, Any]], *, fresh: bool
+    ) -> list[EmulatedVariant]:
         emu = self.emu
-        old = list(product.variants) if not created else []
-        unused = {v.id: v for v in old}
+        unused = {} if fresh else {v.id: v for v in product.variants}
         result: list[EmulatedVariant] = []
-        for v in variants_in:
-            options = {
-                str(o.get("optionName") or o.get("name")): str(o.get("name"))
-                for o in v.get("optionValues") or ()
-            }
-            variant = unused.pop(v["id"], None) if v.get("id") else None
-            if variant is None and not v.get("id"):
+        for data in variants_in:
+            options = _option_values(data)
+            if data.get("id"):
+                variant = unused.pop(data["id"], None)
+            else:
                 variant = next((u for u in unused.values() if u.options == options), None)
                 if variant is not None:
-                    unused.pop(variant.id)
+                    del unused[variant.id]
             is_new = variant is None
             if variant is None:
                 variant = EmulatedVariant(
                     emu.new_gid("ProductVariant"), emu.new_gid("InventoryItem"), options
                 )
             variant.options = options
-            for key, attr in (
-                ("price", "price"),
-                ("compareAtPrice", "compare_at_price"),
-                ("sku", "sku"),
-                ("barcode", "barcode"),
-                ("taxable", "taxable"),
-                ("inventoryPolicy", "inventory_policy"),
-            ):
-                if key in v:
-                    value = v[key]
-                    setattr(
-                        variant,
-                        attr,
-                        str(_money(value))
-                        if key in {"price", "compareAtPrice"} and value is not None
-                        else value,
-                    )
-            item = v.get("inventoryItem") or {}
-            if "tracked" in item:
-                variant.tracked = bool(item["tracked"])
-            if "sku" in item:
-                variant.sku = item["sku"]
-            if v.get("file"):
-                variant.file = v["file"].get("originalSource")
-            for q in v.get("inventoryQuantities") or ():
-                key_ = (variant.inventory_item_id, q["locationId"])
+            _set_variant_fields(variant, data)
+            for quantity in data.get("inventoryQuantities") or ():
+                key = (variant.inventory_item_id, quantity["locationId"])
                 # New variants get stocked; existing ones only where they are stocked already.
-                if is_new or key_ in emu.inventory:
-                    emu.inventory[key_] = int(q["quantity"])
+                if is_new or key in emu.inventory:
+                    emu.inventory[key] = int(quantity["quantity"])
             result.append(variant)
         for gone in unused.values():
-            emu._drop_inventory(gone.inventory_item_id)  # noqa: SLF001
+            emu.drop_inventory(gone.inventory_item_id)
         return result
 
     @staticmethod
@@ -1276,15 +1301,9 @@ class _Context:
             return base
         return next(f"{base}-{n}" for n in itertools.count(1) if f"{base}-{n}" not in handles)
 
-    def product_update(
-        self,
-        product: Mapping[str, Any] | None = None,
-        input: Mapping[str, Any] | None = None,
-        identifier: Mapping[str, Any] | None = None,
-        media: Any = None,
-    ) -> dict[str, Any]:  # noqa: A002
-        del media
-        data = dict(product or input or {})
+    def product_update(self, **args: Any) -> dict[str, Any]:
+        data = dict(args.get("product") or args.get("input") or {})
+        identifier = args.get("identifier")
         target = (
             self.find_product(identifier)
             if identifier
@@ -1312,9 +1331,8 @@ class _Context:
                 setattr(target, attr, data[key])
         return {"product": self.product_view(target), "userErrors": []}
 
-    def product_delete(self, input: Mapping[str, Any], synchronous: bool = True) -> dict[str, Any]:  # noqa: A002, FBT001, FBT002
-        del synchronous
-        removed = self.emu._remove_product(str(input.get("id")))  # noqa: SLF001
+    def product_delete(self, **args: Any) -> dict[str, Any]:
+        removed = self.emu.remove_product(str(args["input"].get("id")))
         if removed is None:
             return {
                 "deletedProductId": None,
@@ -1346,11 +1364,10 @@ class _Context:
         if "metafields" in data:
             metafields = self._metafields_input(
                 data["metafields"],
-                "COLLECTION",
-                target.id if target else None,
-                errors,
-                ["metafields"],
-                ((c.id, c.metafields) for c in self.emu.collections.values()),
+                owner=("COLLECTION", target.id if target else None),
+                errors=errors,
+                path=["metafields"],
+                others=[(c.id, c.metafields) for c in self.emu.collections.values()],
             )
         return {"title": title, "handle": handle, "metafields": metafields}
 
@@ -1369,10 +1386,8 @@ class _Context:
         if checked["metafields"] is not None:
             target.metafields = checked["metafields"]
 
-    def collection_create(
-        self, input: Mapping[str, Any] | None = None, collection: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:  # noqa: A002
-        data = dict(collection or input or {})
+    def collection_create(self, **args: Any) -> dict[str, Any]:
+        data = dict(args.get("collection") or args.get("input") or {})
         errors = _UserErrors()
         if data.get("ruleSet"):
             errors.add(["ruleSet"], "The emulator only makes manual collections")
@@ -1393,10 +1408,8 @@ class _Context:
                 product.collections.append(new.id)
         return {"collection": self.collection_view(new), "userErrors": []}
 
-    def collection_update(
-        self, input: Mapping[str, Any] | None = None, collection: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:  # noqa: A002
-        data = dict(collection or input or {})
+    def collection_update(self, **args: Any) -> dict[str, Any]:
+        data = dict(args.get("collection") or args.get("input") or {})
         target = self.emu.collections.get(str(data.get("id")))
         if target is None:
             return {
@@ -1411,8 +1424,8 @@ class _Context:
         self._apply_collection(target, data, checked)
         return {"collection": self.collection_view(target), "job": None, "userErrors": []}
 
-    def collection_delete(self, input: Mapping[str, Any]) -> dict[str, Any]:  # noqa: A002
-        cid = str(input.get("id"))
+    def collection_delete(self, **args: Any) -> dict[str, Any]:
+        cid = str(args["input"].get("id"))
         if self.emu.collections.pop(cid, None) is None:
             return {
                 "deletedCollectionId": None,
@@ -1422,12 +1435,12 @@ class _Context:
         for product in self.emu.products.values():
             if cid in product.collections:
                 product.collections.remove(cid)
-        self.emu._drop_translations(cid)  # noqa: SLF001
+        self.emu.drop_translations(cid)
         return {"deletedCollectionId": cid, "shop": self.shop(), "userErrors": []}
 
     # -- inventory ------------------------------------------------------------------------------
 
-    def inventory_set_quantities(self, input: Mapping[str, Any]) -> dict[str, Any]:  # noqa: A002, C901
+    def inventory_set_quantities(self, **args: Any) -> dict[str, Any]:
         """
         ``inventorySetQuantities``: absolute ``available`` quantities.
 
@@ -1438,82 +1451,80 @@ class _Context:
         """
         emu = self.emu
         errors = _UserErrors()
-        name = input.get("name")
+        data: Mapping[str, Any] = args["input"]
+        name = data.get("name")
         if name not in {"available", "on_hand"}:
             errors.add(["input", "name"], "Name must be available or on_hand", "INVALID_NAME")
-        if input.get("reason") not in _REASONS:
+        if data.get("reason") not in _REASONS:
             errors.add(
                 ["input", "reason"], "Reason is not a valid inventory reason", "INVALID_REASON"
             )
         items = {v.inventory_item_id for p in emu.products.values() for v in p.variants}
-        planned: list[tuple[tuple[str, str], int]] = []
-        for i, q in enumerate(input.get("quantities") or ()):
-            path = ["input", "quantities", i]
-            item, location, quantity = (
-                q.get("inventoryItemId"),
-                q.get("locationId"),
-                q.get("quantity"),
-            )
-            if item not in items:
-                errors.add(
-                    [*path, "inventoryItemId"],
-                    "The inventory item could not be found",
-                    "INVALID_INVENTORY_ITEM",
-                )
-                continue
-            if location not in emu.locations:
-                errors.add(
-                    [*path, "locationId"], "The location could not be found", "INVALID_LOCATION"
-                )
-                continue
-            if not isinstance(quantity, int) or quantity > _MAX_QUANTITY:
-                errors.add(
-                    [*path, "quantity"], "The quantity is too high", "INVALID_QUANTITY_TOO_HIGH"
-                )
-                continue
-            if quantity < -_MAX_QUANTITY:
-                errors.add(
-                    [*path, "quantity"], "The quantity is too low", "INVALID_QUANTITY_TOO_LOW"
-                )
-                continue
-            key = (str(item), str(location))
-            if "changeFromQuantity" not in q:
-                if self.served >= "2026-04":
-                    errors.add(
-                        [*path, "changeFromQuantity"],
-                        "changeFromQuantity is required (null skips the check)",
-                        "COMPARE_QUANTITY_REQUIRED",
-                    )
-                    continue
-            elif q["changeFromQuantity"] is not None and q[
-                "changeFromQuantity"
-            ] != emu.inventory.get(key, 0):
-                errors.add(
-                    [*path, "changeFromQuantity"],
-                    "The quantity changed since it was read",
-                    "CHANGE_FROM_QUANTITY_STALE",
-                )
-                continue
-            if key not in emu.inventory and self.served < "2026-10":
-                errors.add(
-                    [*path, "locationId"],
-                    "The item is not stocked at the location",
-                    "ITEM_NOT_STOCKED_AT_LOCATION",
-                )
-                continue
-            planned.append((key, quantity))
+        planned = [
+            self._check_quantity(q, ["input", "quantities", i], items, errors)
+            for i, q in enumerate(data.get("quantities") or ())
+        ]
         if errors:
             return {"inventoryAdjustmentGroup": None, "userErrors": errors.items}
-        for key, quantity in planned:
-            emu.inventory[key] = quantity
+        for plan in planned:
+            if plan is not None:
+                emu.inventory[plan[0]] = plan[1]
         return {
             "inventoryAdjustmentGroup": {
                 "__typename": "InventoryAdjustmentGroup",
                 "id": emu.new_gid("InventoryAdjustmentGroup"),
-                "reason": input.get("reason"),
+                "reason": data.get("reason"),
             },
             "userErrors": [],
         }
+
+    def _check_quantity(  # noqa: PLR0911 - one exit per documented user error code
+        self, q: Mapping[str, Any], path: list[Any], items: set[str], errors: _UserErrors
+    ) -> tuple[tuple[str, str], int] | None:
+        emu = self.emu
+        item, location, quantity = q.get("inventoryItemId"), q.get("locationId"), q.get("quantity")
+        if item not in items:
+            errors.add(
+                [*path, "inventoryItemId"],
+                "The inventory item could not be found",
+                "INVALID_INVENTORY_ITEM",
+            )
+            return None
+        if location not in emu.locations:
+            errors.add([*path, "locationId"], "The location could not be found", "INVALID_LOCATION")
+            return None
+        if not isinstance(quantity, int) or quantity > _MAX_QUANTITY:
+            errors.add([*path, "quantity"], "The quantity is too high", "INVALID_QUANTITY_TOO_HIGH")
+            return None
+        if quantity < -_MAX_QUANTITY:
+            errors.add([*path, "quantity"], "The quantity is too low", "INVALID_QUANTITY_TOO_LOW")
+            return None
+        key = (str(item), str(location))
+        if "changeFromQuantity" not in q:
+            if self.served >= "2026-04":
+                errors.add(
+                    [*path, "changeFromQuantity"],
+                    "changeFromQuantity is required (null skips the check)",
+                    "COMPARE_QUANTITY_REQUIRED",
+                )
+                return None
+        elif q["changeFromQuantity"] is not None and q["changeFromQuantity"] != emu.inventory.get(
+            key, 0
+        ):
+            errors.add(
+                [*path, "changeFromQuantity"],
+                "The quantity changed since it was read",
+                "CHANGE_FROM_QUANTITY_STALE",
+            )
+            return None
+        if key not in emu.inventory and self.served < "2026-10":
+            errors.add(
+                [*path, "locationId"],
+                "The item is not stocked at the location",
+                "ITEM_NOT_STOCKED_AT_LOCATION",
+            )
+            return None
+        return key, quantity
 
     # -- translations ---------------------------------------------------------------------------
 
@@ -1541,14 +1552,15 @@ class _Context:
             }
         return {k: v for k, v in values.items() if isinstance(v, str) and v}
 
-    def translatable_resource(self, resourceId: str) -> dict[str, Any] | None:  # noqa: N803
-        content = self._content(resourceId)
+    def translatable_resource(self, **args: Any) -> dict[str, Any] | None:
+        resource_id = str(args["resourceId"])
+        content = self._content(resource_id)
         if content is None:
             return None
         primary = self.emu.locales[0]
         return {
             "__typename": "TranslatableResource",
-            "resourceId": resourceId,
+            "resourceId": resource_id,
             "translatableContent": [
                 {
                     "__typename": "TranslatableContent",
@@ -1569,14 +1581,14 @@ class _Context:
                     "outdated": d != _digest(content.get(k, "")),
                 }
                 for (rid, loc, k), (val, d) in self.emu.translations.items()
-                if rid == resourceId and loc == locale
+                if rid == resource_id and loc == locale
             ],
         }
 
-    def translations_register(
-        self, resourceId: str, translations: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:  # noqa: N803
-        content = self._content(resourceId)
+    def translations_register(self, **args: Any) -> dict[str, Any]:
+        resource_id = str(args["resourceId"])
+        translations: Sequence[Mapping[str, Any]] = args["translations"]
+        content = self._content(resource_id)
         errors = _UserErrors()
         if content is None:
             errors.add(["resourceId"], "Resource does not exist", "RESOURCE_NOT_FOUND")
@@ -1608,7 +1620,7 @@ class _Context:
             elif not isinstance(value, str) or not value.strip():
                 errors.add([*path, "value"], "Value can't be blank", "BLANK")
             else:
-                self.emu.translations[(resourceId, str(locale), str(key))] = (value, str(digest))
+                self.emu.translations[(resource_id, str(locale), str(key))] = (value, str(digest))
                 saved.append(
                     {
                         "__typename": "Translation",

@@ -471,7 +471,7 @@ class ShopifyChannel:
                 self._requested += result.cost.requested or 0.0
                 self._actual += result.cost.actual or 0.0
         served = result.api_version
-        if served and served != self.api_version and session.served_version != served:
+        if served and served not in {self.api_version, session.served_version}:
             session.served_version = served
             _log.warning(
                 "shopify %s served API version %s instead of the pinned %s",
@@ -575,6 +575,16 @@ def _variant_memo(memo: Mapping[str, str]) -> dict[str, tuple[str, str | None]]:
     return known
 
 
+@frozen
+class _Sent:
+    """What one productSet attempt sent and learned."""
+
+    response: GraphQLResponse
+    node: ProductNode | None
+    errors: tuple[_sansio.UserError, ...]
+    stock: tuple[tuple[str, int], ...]
+
+
 class _Job:
     """One operation (and its carried ones) worked through to outcomes."""
 
@@ -596,12 +606,14 @@ class _Job:
     # -- helpers --------------------------------------------------------------------------------
 
     def call(self, request: GraphQLRequest) -> GraphQLResponse:
+        """Send *request* for this job, remembering the latest request id."""
         response = self.channel._call(self.session, request)  # noqa: SLF001 - the job is the channel's
         if response.request_id:
             self.request_id = response.request_id
         return response
 
     def outcome(self, op: Operation, *, ok: bool, **kwargs: Any) -> Outcome:
+        """An outcome for *op* on this job's endpoint, with the latest request id by default."""
         kwargs.setdefault("request_id", self.request_id)
         return Outcome(op.item_type, op.ref, ok, endpoint=self.endpoint, **kwargs)
 
@@ -611,21 +623,22 @@ class _Job:
         *,
         carried_errors: Mapping[str, Sequence[ItemError]] | None = None,
     ) -> list[Outcome]:
+        """The operation failed: every carried operation failed with it (own errors first)."""
         op = self.op
         out = [
             self.outcome(
                 op, ok=False, action=op.action, channel_id=op.channel_id, errors=tuple(errors)
             )
         ]
+        first = errors[0] if errors else None
         for c in op.carried:
             own = tuple((carried_errors or {}).get(c.ref, ()))
             if not own:
-                first = errors[0] if errors else None
+                note = f" ({first.message})" if first else ""
                 own = (
                     ItemError(
                         first.kind if first else ErrorKind.CHANNEL,
-                        f"not delivered: product {op.ref} was not accepted"
-                        + (f" ({first.message})" if first else ""),
+                        f"not delivered: product {op.ref} was not accepted{note}",
                         code="PRODUCT_FAILED",
                     ),
                 )
@@ -643,10 +656,23 @@ class _Job:
         except ChannelProtocolError as exc:
             return ItemError(ErrorKind.TRANSPORT, str(exc), code="PROTOCOL")
 
+    def identifier(self, handle: Any) -> dict[str, Any] | None:
+        """The upsert key: the custom id, else the handle (``None`` when there is neither)."""
+        custom = self.channel.custom_id
+        if custom is not None:
+            return {"customId": custom.as_input(self.op.ref)}
+        if isinstance(handle, str) and handle:
+            return {"handle": handle}
+        return None
+
+    def first(self, count: int) -> int:
+        """The variant page size for *count* variants within the bucket."""
+        return _sansio.page_size(max(count, 1), max_cost=self.session.bucket.burst)
+
     # -- dispatch -------------------------------------------------------------------------------
 
     def run(self) -> list[Outcome]:
-        op = self.op
+        """Work the operation to outcomes; transport trouble fails it, never raises."""
         result = self.guard(self._dispatch)
         if isinstance(result, ItemError):
             return self.failed([result])
@@ -673,33 +699,23 @@ class _Job:
             return self.failed(self.blocked[op.item_type])
         if op.item_type is ItemType.CATEGORY:
             return self._category_remove() if op.action in _REMOVALS else self._category_upsert()
-        return self._product_remove() if op.action in _REMOVALS else self._product_upsert()
+        return self._product_remove() if op.action in _REMOVALS else _ProductUpsert(self).run()
 
-    # -- identifiers ----------------------------------------------------------------------------
+    # -- lookups --------------------------------------------------------------------------------
 
-    def identifier(self, handle: Any) -> dict[str, Any] | None:
-        custom = self.channel.custom_id
-        if custom is not None:
-            return {"customId": custom.as_input(self.op.ref)}
-        if isinstance(handle, str) and handle:
-            return {"handle": handle}
-        return None
-
-    # -- products -------------------------------------------------------------------------------
-
-    def _lookup_product(self, identifier: Mapping[str, Any], count: int) -> ProductNode | None:
-        first = _sansio.page_size(max(count, 1), max_cost=self.session.bucket.burst)
+    def lookup_product(self, identifier: Mapping[str, Any], count: int) -> ProductNode | None:
+        """Find a product by *identifier* with all its variants."""
+        first = self.first(count)
         response = self.call(_sansio.product_lookup(identifier, first=first))
         if response.errors and response.data is None:
+            detail = "; ".join(e.message for e in response.errors)
             raise ChannelProtocolError(
-                "Shopify refused the product lookup: "
-                + "; ".join(e.message for e in response.errors),
-                channel="shopify",
+                f"Shopify refused the product lookup: {detail}", channel="shopify"
             )
         node = _sansio.read_product((response.data or {}).get("productByIdentifier"))
-        return self._complete(node, first) if node else None
+        return self.complete(node, first) if node else None
 
-    def _complete(self, node: ProductNode, first: int) -> ProductNode:
+    def complete(self, node: ProductNode, first: int) -> ProductNode:
         """Follow the variant pages of *node* until every variant is known."""
         variants = list(node.variants)
         page = node.page
@@ -712,286 +728,62 @@ class _Job:
             page = more.page
         return ProductNode(node.id, node.handle, node.status, tuple(variants), page)
 
-    def _product_upsert(self) -> list[Outcome]:  # noqa: C901, PLR0912, PLR0915 - one flow, commented
-        op = self.op
-        payload = op.payload or {}
-        data = dict(payload.get("input") or {})
-        refs: list[str] = list(payload.get("variants") or [])
-        fragments: list[Mapping[str, Any]] = list(data.get("variants") or [])
-        keys = [refs[i] if i < len(refs) else DEFAULT_VARIANT for i in range(len(fragments))]
-        combos = {
-            _combo(f.get("optionValues") or ()): key for f, key in zip(fragments, keys, strict=True)
-        }
-        changed = {c.ref for c in op.carried if c.action not in _REMOVALS} | {DEFAULT_VARIANT}
+    def lookup_collection(self, handle: Any) -> str | None:
+        """Find a collection's GID by the upsert key."""
+        identifier = self.identifier(handle)
+        if identifier is None:
+            return None
+        response = self.call(_sansio.collection_lookup(identifier))
+        if response.errors and response.data is None:
+            detail = "; ".join(e.message for e in response.errors)
+            raise ChannelProtocolError(
+                f"Shopify refused the collection lookup: {detail}", channel="shopify"
+            )
+        node = _sansio.read_collection((response.data or {}).get("collectionByIdentifier"))
+        return node.id if node else None
 
-        # 1. What Shopify already has: the stored GIDs, else a lookup by the upsert key (after a
-        #    crash the product may exist without our knowing; finding it keeps its variant ids).
-        known = _variant_memo(op.memo)
-        for c in op.carried:
-            if c.channel_id and c.action not in _REMOVALS:
-                known[c.ref] = (c.channel_id, c.memo.get("inventory_item"))
-        product_gid = op.channel_id
-        if product_gid is None:
-            identifier = self.identifier(data.get("handle"))
-            node = self._lookup_product(identifier, len(fragments)) if identifier else None
-            if node is not None:
-                product_gid = node.id
-                known.update(self._map_variants(node, combos))
-        existed = product_gid is not None
-        before = dict(known)
+    # -- translations ---------------------------------------------------------------------------
 
-        # 2. productSet, variant ids included; stock of known variants goes separately.
-        def attempt(
-            use_ids: bool, gid: str | None
-        ) -> tuple[GraphQLResponse, list[tuple[str, int]]]:
-            sent = []
-            stock: list[tuple[str, int]] = []
-            for fragment, key in zip(fragments, keys, strict=True):
-                variant = dict(fragment)
-                ids = known.get(key) if use_ids else None
-                if ids:
-                    variant["id"] = ids[0]
-                    quantities = variant.pop("inventoryQuantities", None)
-                    if quantities and key in changed:
-                        stock.extend((key, int(q["quantity"])) for q in quantities)
-                sent.append(variant)
-            body = {**data, "variants": sent}
-            ident = {"id": gid} if gid else self.identifier(data.get("handle"))
-            first = _sansio.page_size(len(sent), max_cost=self.session.bucket.burst)
-            return self.call(_sansio.product_set(body, ident, first=first)), stock
-
-        response, stock = attempt(True, product_gid)
-        node, errors = _sansio.read_product_set(response)
-        if node is None and (
-            _sansio.is_stale_variant(errors) or (product_gid and _sansio.is_not_found(errors))
-        ):
-            # A stored id went stale (deleted in the admin): upsert by the PIM key instead.
-            _log.info("shopify %s: stale ids for product %s, upserting by key", self.domain, op.ref)
-            known.clear()
-            before.clear()
-            existed = False
-            response, stock = attempt(False, None)
-            node, errors = _sansio.read_product_set(response)
-        if node is None:
-            top = response.failure()
-            if top:
-                return self.failed(top)
-            by_ref: dict[str, list[ItemError]] = {}
-            for e in errors:
-                index = e.variant_index()
-                if index is not None and index < len(keys):
-                    by_ref.setdefault(keys[index], []).append(
-                        e.item_error(relative_to_variant=True)
-                    )
-            product_errors = [e.item_error() for e in errors] or [
-                ItemError(
-                    ErrorKind.CHANNEL, "Shopify returned no product and no error", code="NO_PRODUCT"
-                )
-            ]
-            return self.failed(product_errors, carried_errors=by_ref)
-        product_request_id = response.request_id
-        node = self._complete(
-            node, _sansio.page_size(len(fragments), max_cost=self.session.bucket.burst)
-        )
-        now_known = self._map_variants(node, combos)
-
-        # 3. Stock of variants Shopify already had (new ones were stocked by productSet).
-        problems: list[ItemError] = []
-        variant_problems: dict[str, list[ItemError]] = {}
-        location = self.channel._render_options.locations.get(  # noqa: SLF001
-            Mode.TEST if self.endpoint is Endpoint.TEST else Mode.PRODUCTION
-        )
-        updates: list[tuple[str, str, int]] = []
-        for key, qty in stock:
-            item_gid = now_known.get(key, ("", None))[1]
-            if item_gid is not None:
-                updates.append((key, item_gid, qty))
-        if updates and location:
-            result = self.guard(lambda: self._set_stock(updates, location, keys))
-            if isinstance(result, ItemError):
-                problems.append(result)
-                for key, _, _ in updates:
-                    variant_problems.setdefault(key, []).append(result)
-            else:
-                for key, error in result:
-                    variant_problems.setdefault(key, []).append(error)
-                    index = keys.index(key) if key in keys else None
-                    problems.append(
-                        ItemError(
-                            error.kind,
-                            error.message,
-                            code=error.code,
-                            field=f"variants[{index}].{error.field}"
-                            if index is not None and error.field
-                            else error.field,
-                        )
-                    )
-
-        # 4. Translations, when they or their source texts changed since the last success.
-        memo: dict[str, str] = {"handle": node.handle or ""}
-        warnings: list[ItemError] = []
+    def translate(
+        self,
+        resource: str,
+        payload: Mapping[str, Any],
+        sources: Mapping[str, Any],
+        memo: dict[str, str],
+        *,
+        existed: bool,
+    ) -> tuple[list[ItemError], list[ItemError]]:
+        """
+        Register the payload's translations unless they and their source texts are unchanged
+        since the last success (remembered in *memo*); return ``(errors, warnings)``.
+        """
         translations = payload.get("translations") or {}
-        if translations:
-            digest = _digest(
-                [
-                    translations,
-                    {k: data.get(k) for k in ("title", "descriptionHtml", "productType", "seo")},
-                ]
-            )
-            if op.memo.get("translations") == digest and existed:
-                memo["translations"] = digest
-            else:
-                result_t = self.guard(lambda: self._translate(node.id, translations))
-                if isinstance(result_t, ItemError):
-                    problems.append(result_t)
-                else:
-                    errs, warns = result_t
-                    problems.extend(errs)
-                    warnings.extend(warns)
-                    if not errs:
-                        memo["translations"] = digest
+        if not translations:
+            return [], []
+        digest = _digest([translations, sources])
+        if existed and self.op.memo.get("translations") == digest:
+            memo["translations"] = digest
+            return [], []
+        result = self.guard(lambda: self._register(resource, translations))
+        if isinstance(result, ItemError):
+            return [result], []
+        errors, warnings = result
+        if not errors:
+            memo["translations"] = digest
+        return errors, warnings
 
-        for key, (variant_gid, item_gid) in now_known.items():
-            memo[f"v:{key}"] = f"{variant_gid} {item_gid or ''}".strip()
-
-        url = _sansio.admin_url(self.domain, node.id)
-        out = [
-            self.outcome(
-                op,
-                ok=not problems,
-                action=ItemAction.UPDATE if existed else ItemAction.CREATE,
-                channel_id=node.id,
-                channel_url=url,
-                request_id=product_request_id,
-                errors=tuple(problems),
-                warnings=tuple(warnings),
-                memo=memo,
-            )
-        ]
-        present = {v.id for v in node.variants}
-        for c in op.carried:
-            if c.action in _REMOVALS:
-                old = c.channel_id or (before.get(c.ref) or (None,))[0]
-                still = old is not None and old in present
-                out.append(
-                    self.outcome(
-                        c,
-                        ok=not still,
-                        action=ItemAction.DELETE,
-                        request_id=product_request_id,
-                        message=None
-                        if c.action is ItemAction.DELETE
-                        else "Shopify variants cannot be archived: removed from the product",
-                        errors=()
-                        if not still
-                        else (
-                            ItemError(
-                                ErrorKind.CHANNEL,
-                                "the variant is still on the product",
-                                code="NOT_REMOVED",
-                            ),
-                        ),
-                    )
-                )
-                continue
-            ids = now_known.get(c.ref)
-            if ids is None:
-                out.append(
-                    self.outcome(
-                        c,
-                        ok=False,
-                        action=c.action,
-                        request_id=product_request_id,
-                        errors=(
-                            ItemError(
-                                ErrorKind.CHANNEL,
-                                f"the variant is not on product {op.ref} in Shopify's answer "
-                                "(is it exportable, with options of its own?)",
-                                code="VARIANT_MISSING",
-                            ),
-                        ),
-                    )
-                )
-                continue
-            own = tuple(variant_problems.get(c.ref, ()))
-            out.append(
-                self.outcome(
-                    c,
-                    ok=not own,
-                    action=ItemAction.UPDATE if c.ref in before else ItemAction.CREATE,
-                    channel_id=ids[0],
-                    channel_url=_sansio.admin_url(self.domain, node.id, ids[0]),
-                    request_id=product_request_id,
-                    errors=own,
-                    memo={"inventory_item": ids[1]} if ids[1] else {},
-                )
-            )
-        return out
-
-    @staticmethod
-    def _map_variants(
-        node: ProductNode, combos: Mapping[frozenset[tuple[str, str]], str]
-    ) -> dict[str, tuple[str, str | None]]:
-        """Match Shopify's variants to PIM refs by their option values (unique per product)."""
-        out: dict[str, tuple[str, str | None]] = {}
-        for variant in node.variants:
-            key = combos.get(_combo(variant.options))
-            if key is not None:
-                out[key] = (variant.id, variant.inventory_item_id)
-        return out
-
-    def _set_stock(
-        self, updates: Sequence[tuple[str, str, int]], location: str, keys: Sequence[str]
-    ) -> list[tuple[str, ItemError]]:
-        """Overwrite stock of known variants; return ``(variant key, error)`` pairs."""
-        del keys
-        failures: list[tuple[str, ItemError]] = []
-        for start in range(0, len(updates), _sansio.MAX_PAGE):
-            chunk = updates[start : start + _sansio.MAX_PAGE]
-            request = _sansio.inventory_set(
-                [(item, location, qty) for _, item, qty in chunk],
-                idempotency_key=self.channel.idempotency_key(),
-            )
-            response = self.call(request)
-            top = response.failure()
-            if top:
-                failures.extend((key, error) for key, _, _ in chunk for error in top)
-                continue
-            for e in _sansio.read_user_errors(response.payload("inventorySetQuantities")):
-                parts = list(e.field or ())
-                index = (
-                    int(parts[2])
-                    if len(parts) > 2 and parts[1] == "quantities" and parts[2].isdigit()
-                    else None
-                )  # noqa: PLR2004
-                error = ItemError(
-                    ErrorKind.CHANNEL,
-                    e.message,
-                    code=e.code or "USER_ERROR",
-                    field="inventoryQuantities",
-                )
-                targets = (
-                    [chunk[index][0]]
-                    if index is not None and index < len(chunk)
-                    else [k for k, _, _ in chunk]
-                )
-                failures.extend((key, error) for key in targets)
-        return failures
-
-    def _translate(
+    def _register(
         self, resource: str, translations: Mapping[str, Mapping[str, str]]
     ) -> tuple[list[ItemError], list[ItemError]]:
-        """Register *translations* against the resource's current digests."""
         content = _sansio.read_translatable(self.call(_sansio.translatable_query(resource)))
         if content is None:
-            return [
-                ItemError(
-                    ErrorKind.CHANNEL,
-                    f"{resource} is not translatable",
-                    code="RESOURCE_NOT_FOUND",
-                    field="translations",
-                )
-            ], []
+            missing = ItemError(
+                ErrorKind.CHANNEL,
+                f"{resource} is not translatable",
+                code="RESOURCE_NOT_FOUND",
+                field="translations",
+            )
+            return [missing], []
         digests = {c.key: c.digest for c in content if c.digest}
         entries: list[dict[str, str]] = []
         paths: list[str] = []
@@ -999,12 +791,12 @@ class _Job:
         for locale, values in translations.items():
             for key, value in values.items():
                 path = f"translations.{locale}.{key}"
-                digest = digests.get(key)
-                if digest is None:
+                if key not in digests:
                     warnings.append(
                         ItemError(
                             ErrorKind.CHANNEL,
-                            f"Shopify has no default-language {key} to translate; the {locale} text was not sent",
+                            f"Shopify has no default-language {key} to translate; "
+                            f"the {locale} text was not sent",
                             code="NOTHING_TO_TRANSLATE",
                             field=path,
                         )
@@ -1015,7 +807,7 @@ class _Job:
                         "key": key,
                         "locale": locale,
                         "value": value,
-                        "translatableContentDigest": digest,
+                        "translatableContentDigest": str(digests[key]),
                     }
                 )
                 paths.append(path)
@@ -1023,45 +815,35 @@ class _Job:
         for start in range(0, len(entries), _sansio.MAX_PAGE):
             chunk = entries[start : start + _sansio.MAX_PAGE]
             response = self.call(_sansio.translations_register(resource, chunk))
-            top = response.failure()
-            if top:
-                errors.extend(top)
+            if response.failure():
+                errors.extend(response.failure())
                 continue
             for e in _sansio.read_user_errors(response.payload("translationsRegister")):
-                parts = list(e.field or ())
-                index = (
-                    int(parts[1])
-                    if len(parts) > 1 and parts[0] == "translations" and parts[1].isdigit()
-                    else None
-                )
-                path = (
-                    paths[start + index]
-                    if index is not None and start + index < len(paths)
-                    else "translations"
-                )
+                index = _index_after(e.field, "translations")
+                inside = index is not None and start + index < len(paths)
+                path = paths[start + index] if inside and index is not None else "translations"
                 errors.append(
                     ItemError(ErrorKind.CHANNEL, e.message, code=e.code or "USER_ERROR", field=path)
                 )
         return errors, warnings
+
+    # -- products: removal ----------------------------------------------------------------------
 
     def _product_remove(self) -> list[Outcome]:
         op = self.op
         gid = op.channel_id
         if gid is None:
             identifier = self.identifier(op.memo.get("handle"))
-            node = self._lookup_product(identifier, 1) if identifier else None
+            node = self.lookup_product(identifier, 1) if identifier else None
             gid = node.id if node else None
         if gid is None:
             return self._removed(None, "not found in Shopify: nothing to remove")
         if op.action is ItemAction.DELETE:
-            response = self.call(_sansio.product_delete(gid))
-            root = "productDelete"
+            response, root = self.call(_sansio.product_delete(gid)), "productDelete"
         else:
-            response = self.call(_sansio.product_archive(gid))
-            root = "productUpdate"
-        top = response.failure()
-        if top:
-            return self.failed(top)
+            response, root = self.call(_sansio.product_archive(gid)), "productUpdate"
+        if response.failure():
+            return self.failed(response.failure())
         errors = _sansio.read_user_errors(response.payload(root))
         if errors and not _sansio.is_not_found(errors):
             return self.failed([e.item_error() for e in errors])
@@ -1076,98 +858,47 @@ class _Job:
                 op, ok=True, action=op.action, channel_id=gid, channel_url=url, message=message
             )
         ]
-        for c in op.carried:
-            keep = op.action is ItemAction.ARCHIVE and gid is not None
-            out.append(
-                self.outcome(
-                    c,
-                    ok=True,
-                    action=op.action,
-                    channel_id=c.channel_id if keep else None,
-                    message=f"with product {op.ref}",
-                )
+        keep = op.action is ItemAction.ARCHIVE and gid is not None
+        out.extend(
+            self.outcome(
+                c,
+                ok=True,
+                action=op.action,
+                channel_id=c.channel_id if keep else None,
+                message=f"with product {op.ref}",
             )
+            for c in op.carried
+        )
         return out
 
     # -- categories -----------------------------------------------------------------------------
-
-    def _lookup_collection(self, handle: Any) -> str | None:
-        identifier = self.identifier(handle)
-        if identifier is None:
-            return None
-        response = self.call(_sansio.collection_lookup(identifier))
-        if response.errors and response.data is None:
-            raise ChannelProtocolError(
-                "Shopify refused the collection lookup: "
-                + "; ".join(e.message for e in response.errors),
-                channel="shopify",
-            )
-        node = _sansio.read_collection((response.data or {}).get("collectionByIdentifier"))
-        return node.id if node else None
 
     def _category_upsert(self) -> list[Outcome]:
         op = self.op
         payload = op.payload or {}
         data = dict(payload.get("input") or {})
-        version = self.channel.api_version
-        gid = op.channel_id or self._lookup_collection(data.get("handle"))
+        gid = op.channel_id or self.lookup_collection(data.get("handle"))
         existed = gid is not None
-        response: GraphQLResponse | None = None
-        collection = None
+        written: _Written | None = None
         if gid is not None:
-            response = self.call(_sansio.collection_update(gid, data, api_version=version))
-            payload_u = response.payload("collectionUpdate")
-            errors = _sansio.read_user_errors(payload_u)
-            if errors and _sansio.is_not_found(errors) and op.channel_id:
-                gid = self._lookup_collection(data.get("handle"))  # stale stored id
+            written = self._collection_write(gid, data)
+            if written.stale and op.channel_id:  # the stored id went stale: find it by key
+                gid = self.lookup_collection(data.get("handle"))
                 existed = gid is not None
-                if gid is not None:
-                    response = self.call(_sansio.collection_update(gid, data, api_version=version))
-                    payload_u = response.payload("collectionUpdate")
-                    errors = _sansio.read_user_errors(payload_u)
-            if gid is not None:
-                if response.failure():
-                    return self.failed(response.failure())
-                if errors:
-                    return self.failed([e.item_error() for e in errors])
-                collection = _sansio.read_collection((payload_u or {}).get("collection"))
-        if gid is None:
-            response = self.call(_sansio.collection_create(data, api_version=version))
-            if response.failure():
-                return self.failed(response.failure())
-            payload_c = response.payload("collectionCreate")
-            errors = _sansio.read_user_errors(payload_c)
-            if errors:
-                return self.failed([e.item_error() for e in errors])
-            collection = _sansio.read_collection((payload_c or {}).get("collection"))
+                written = self._collection_write(gid, data) if gid else None
+        if written is None:
+            written = self._collection_write(None, data)
+        if written.errors:
+            return self.failed(written.errors)
+        collection = written.collection
         if collection is None:
-            return self.failed(
-                [
-                    ItemError(
-                        ErrorKind.CHANNEL, "Shopify returned no collection", code="NO_COLLECTION"
-                    )
-                ]
+            error = ItemError(
+                ErrorKind.CHANNEL, "Shopify returned no collection", code="NO_COLLECTION"
             )
-        request_id = response.request_id if response else None
+            return self.failed([error])
         memo = {"handle": collection.handle or ""}
-        problems: list[ItemError] = []
-        warnings: list[ItemError] = []
-        translations = payload.get("translations") or {}
-        if translations:
-            digest = _digest(
-                [translations, {k: data.get(k) for k in ("title", "descriptionHtml", "seo")}]
-            )
-            if op.memo.get("translations") == digest and existed:
-                memo["translations"] = digest
-            else:
-                result = self.guard(lambda: self._translate(collection.id, translations))
-                if isinstance(result, ItemError):
-                    problems.append(result)
-                else:
-                    problems.extend(result[0])
-                    warnings.extend(result[1])
-                    if not result[0]:
-                        memo["translations"] = digest
+        sources = {k: data.get(k) for k in ("title", "descriptionHtml", "seo")}
+        problems, warnings = self.translate(collection.id, payload, sources, memo, existed=existed)
         return [
             self.outcome(
                 op,
@@ -1175,16 +906,35 @@ class _Job:
                 action=ItemAction.UPDATE if existed else ItemAction.CREATE,
                 channel_id=collection.id,
                 channel_url=_sansio.collection_url(self.domain, collection.id),
-                request_id=request_id,
+                request_id=written.request_id,
                 errors=tuple(problems),
                 warnings=tuple(warnings),
                 memo=memo,
             )
         ]
 
+    def _collection_write(self, gid: str | None, data: Mapping[str, Any]) -> _Written:
+        """Update collection *gid*, or create one when *gid* is ``None``."""
+        version = self.channel.api_version
+        if gid is None:
+            request, root = _sansio.collection_create(data, api_version=version), "collectionCreate"
+        else:
+            request = _sansio.collection_update(gid, data, api_version=version)
+            root = "collectionUpdate"
+        response = self.call(request)
+        if response.failure():
+            return _Written(None, tuple(response.failure()), response.request_id)
+        payload = response.payload(root)
+        errors = _sansio.read_user_errors(payload)
+        if errors:
+            stale = gid is not None and _sansio.is_not_found(errors)
+            return _Written(None, tuple(e.item_error() for e in errors), response.request_id, stale)
+        node = _sansio.read_collection((payload or {}).get("collection"))
+        return _Written(node, (), response.request_id)
+
     def _category_remove(self) -> list[Outcome]:
         op = self.op
-        gid = op.channel_id or self._lookup_collection(op.memo.get("handle"))
+        gid = op.channel_id or self.lookup_collection(op.memo.get("handle"))
         note = (
             "Shopify collections cannot be archived: the collection was deleted"
             if op.action is ItemAction.ARCHIVE
@@ -1200,10 +950,285 @@ class _Job:
                 )
             ]
         response = self.call(_sansio.collection_delete(gid))
-        top = response.failure()
-        if top:
-            return self.failed(top)
+        if response.failure():
+            return self.failed(response.failure())
         errors = _sansio.read_user_errors(response.payload("collectionDelete"))
         if errors and not _sansio.is_not_found(errors):
             return self.failed([e.item_error() for e in errors])
         return [self.outcome(op, ok=True, action=ItemAction.DELETE, message=note)]
+
+
+@frozen
+class _Written:
+    """The result of one collection create or update."""
+
+    collection: _sansio.CollectionNode | None
+    errors: tuple[ItemError, ...]
+    request_id: str | None
+    stale: bool = False
+
+
+def _index_after(path: Sequence[str] | None, name: str) -> int | None:
+    """The list index that follows *name* in a user error's field path."""
+    parts = list(path or ())
+    if parts[:1] == ["input"]:
+        parts = parts[1:]
+    if len(parts) > 1 and parts[0] == name and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+class _ProductUpsert:
+    """
+    A product's upsert, step by step.
+
+    1. Learn what Shopify has: stored GIDs (product memo, carried operations), else a lookup by
+       the upsert key (after a crash the product may exist unbeknown to us).
+    2. ``productSet`` with every variant, known variant ids included; stock of new variants
+       rides along, stock of known ones is taken out for step 3. A stale stored id is retried
+       once by the upsert key.
+    3. ``inventorySetQuantities`` for the changed variants Shopify already had.
+    4. Translations, when they or their sources changed since the last success.
+    5. Outcomes: the product, and each carried variant (matched by option values).
+    """
+
+    def __init__(self, job: _Job) -> None:
+        self.job = job
+        op = job.op
+        payload = op.payload or {}
+        self.payload = payload
+        self.data = dict(payload.get("input") or {})
+        refs = list(payload.get("variants") or [])
+        self.fragments: list[Mapping[str, Any]] = list(self.data.get("variants") or [])
+        self.keys = [
+            refs[i] if i < len(refs) else DEFAULT_VARIANT for i in range(len(self.fragments))
+        ]
+        self.combos = {
+            _combo(f.get("optionValues") or ()): key
+            for f, key in zip(self.fragments, self.keys, strict=True)
+        }
+        self.changed = {c.ref for c in op.carried if c.action not in _REMOVALS} | {DEFAULT_VARIANT}
+        self.known = _variant_memo(op.memo)
+        for c in op.carried:
+            if c.channel_id and c.action not in _REMOVALS:
+                self.known[c.ref] = (c.channel_id, c.memo.get("inventory_item"))
+
+    def run(self) -> list[Outcome]:
+        job = self.job
+        product_gid = job.op.channel_id
+        if product_gid is None:
+            identifier = job.identifier(self.data.get("handle"))
+            node = job.lookup_product(identifier, len(self.fragments)) if identifier else None
+            if node is not None:
+                product_gid = node.id
+                self.known.update(self.match(node))
+        existed = product_gid is not None
+        before = dict(self.known)
+        sent = self.send(product_gid)
+        stale = _sansio.is_stale_variant(sent.errors) or (
+            product_gid is not None and _sansio.is_not_found(sent.errors)
+        )
+        if sent.node is None and stale:
+            _log.info(
+                "shopify %s: stale ids for product %s; upserting by key", job.domain, job.op.ref
+            )
+            self.known.clear()
+            before.clear()
+            existed = False
+            sent = self.send(None)
+        if sent.node is None:
+            return self.rejected(sent)
+        node = job.complete(sent.node, job.first(len(self.fragments)))
+        now = self.match(node)
+        problems, by_variant = self.stock(sent.stock, now)
+        memo: dict[str, str] = {"handle": node.handle or ""}
+        sources = {k: self.data.get(k) for k in ("title", "descriptionHtml", "productType", "seo")}
+        errors, warnings = job.translate(node.id, self.payload, sources, memo, existed=existed)
+        problems.extend(errors)
+        for key, (variant_gid, item_gid) in now.items():
+            memo[f"v:{key}"] = f"{variant_gid} {item_gid or ''}".strip()
+        head = job.outcome(
+            job.op,
+            ok=not problems,
+            action=ItemAction.UPDATE if existed else ItemAction.CREATE,
+            channel_id=node.id,
+            channel_url=_sansio.admin_url(job.domain, node.id),
+            request_id=sent.response.request_id,
+            errors=tuple(problems),
+            warnings=tuple(warnings),
+            memo=memo,
+        )
+        return [head, *self.carried(node, now, before, by_variant, sent.response.request_id)]
+
+    def send(self, product_gid: str | None) -> _Sent:
+        """Send one ``productSet``: ids of known variants in, their stock out (for step 3)."""
+        variants = []
+        stock: list[tuple[str, int]] = []
+        for fragment, key in zip(self.fragments, self.keys, strict=True):
+            variant = dict(fragment)
+            ids = self.known.get(key)
+            if ids:
+                variant["id"] = ids[0]
+                quantities = variant.pop("inventoryQuantities", None)
+                if quantities and key in self.changed:
+                    stock.extend((key, int(q["quantity"])) for q in quantities)
+            variants.append(variant)
+        job = self.job
+        identifier = {"id": product_gid} if product_gid else job.identifier(self.data.get("handle"))
+        request = _sansio.product_set(
+            {**self.data, "variants": variants}, identifier, first=job.first(len(variants))
+        )
+        response = job.call(request)
+        node, errors = _sansio.read_product_set(response)
+        return _Sent(response, node, errors, tuple(stock))
+
+    def match(self, node: ProductNode) -> dict[str, tuple[str, str | None]]:
+        """Shopify's variants by PIM ref, matched by option values (unique per product)."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for variant in node.variants:
+            key = self.combos.get(_combo(variant.options))
+            if key is not None:
+                out[key] = (variant.id, variant.inventory_item_id)
+        return out
+
+    def rejected(self, sent: _Sent) -> list[Outcome]:
+        """Fail the product and every carried variant: ``productSet`` applied nothing."""
+        if sent.response.failure():
+            return self.job.failed(sent.response.failure())
+        by_ref: dict[str, list[ItemError]] = {}
+        for e in sent.errors:
+            index = e.variant_index()
+            if index is not None and index < len(self.keys):
+                by_ref.setdefault(self.keys[index], []).append(
+                    e.item_error(relative_to_variant=True)
+                )
+        errors = [e.item_error() for e in sent.errors] or [
+            ItemError(
+                ErrorKind.CHANNEL, "Shopify returned no product and no error", code="NO_PRODUCT"
+            )
+        ]
+        return self.job.failed(errors, carried_errors=by_ref)
+
+    def stock(
+        self, stock: Sequence[tuple[str, int]], now: Mapping[str, tuple[str, str | None]]
+    ) -> tuple[list[ItemError], dict[str, list[ItemError]]]:
+        """Overwrite stock of known, changed variants; errors for the product and per variant."""
+        job = self.job
+        mode = Mode.TEST if job.endpoint is Endpoint.TEST else Mode.PRODUCTION
+        location = job.channel._render_options.locations.get(mode)  # noqa: SLF001
+        updates = [(key, now[key][1], qty) for key, qty in stock if key in now and now[key][1]]
+        problems: list[ItemError] = []
+        by_variant: dict[str, list[ItemError]] = {}
+        if not updates or location is None:
+            return problems, by_variant
+        result = job.guard(lambda: self.set_stock(updates, location))
+        failures = (
+            [(key, result) for key, _, _ in updates] if isinstance(result, ItemError) else result
+        )
+        for key, error in failures:
+            by_variant.setdefault(key, []).append(error)
+            index = self.keys.index(key) if key in self.keys else None
+            field = (
+                f"variants[{index}].{error.field}"
+                if index is not None and error.field
+                else error.field
+            )
+            problems.append(ItemError(error.kind, error.message, code=error.code, field=field))
+        return problems, by_variant
+
+    def set_stock(
+        self, updates: Sequence[tuple[str, str | None, int]], location: str
+    ) -> list[tuple[str, ItemError]]:
+        """Send ``inventorySetQuantities`` in chunks of 250; return ``(key, error)`` failures."""
+        job = self.job
+        failures: list[tuple[str, ItemError]] = []
+        for start in range(0, len(updates), _sansio.MAX_PAGE):
+            chunk = updates[start : start + _sansio.MAX_PAGE]
+            request = _sansio.inventory_set(
+                [(str(item), location, qty) for _, item, qty in chunk],
+                idempotency_key=job.channel.idempotency_key(),
+            )
+            response = job.call(request)
+            if response.failure():
+                failures.extend((key, e) for key, _, _ in chunk for e in response.failure())
+                continue
+            for e in _sansio.read_user_errors(response.payload("inventorySetQuantities")):
+                error = ItemError(
+                    ErrorKind.CHANNEL,
+                    e.message,
+                    code=e.code or "USER_ERROR",
+                    field="inventoryQuantities",
+                )
+                index = _index_after(e.field, "quantities")
+                inside = index is not None and index < len(chunk)
+                targets = (
+                    [chunk[index][0]] if inside and index is not None else [k for k, _, _ in chunk]
+                )
+                failures.extend((key, error) for key in targets)
+        return failures
+
+    def carried(
+        self,
+        node: ProductNode,
+        now: Mapping[str, tuple[str, str | None]],
+        before: Mapping[str, tuple[str, str | None]],
+        by_variant: Mapping[str, Sequence[ItemError]],
+        request_id: str | None,
+    ) -> list[Outcome]:
+        """An outcome for each carried variant operation."""
+        job = self.job
+        present = {v.id for v in node.variants}
+        out = []
+        for c in job.op.carried:
+            if c.action in _REMOVALS:
+                old = c.channel_id or before.get(c.ref, (None, None))[0]
+                still = old is not None and old in present
+                out.append(
+                    job.outcome(
+                        c,
+                        ok=not still,
+                        action=ItemAction.DELETE,
+                        request_id=request_id,
+                        message=None
+                        if c.action is ItemAction.DELETE
+                        else "Shopify variants cannot be archived: removed from the product",
+                        errors=(
+                            ItemError(
+                                ErrorKind.CHANNEL,
+                                "the variant is still on the product",
+                                code="NOT_REMOVED",
+                            ),
+                        )
+                        if still
+                        else (),
+                    )
+                )
+                continue
+            ids = now.get(c.ref)
+            if ids is None:
+                missing = ItemError(
+                    ErrorKind.CHANNEL,
+                    f"the variant is not on product {job.op.ref} in Shopify's answer "
+                    "(is it exportable, with options of its own?)",
+                    code="VARIANT_MISSING",
+                )
+                out.append(
+                    job.outcome(
+                        c, ok=False, action=c.action, request_id=request_id, errors=(missing,)
+                    )
+                )
+                continue
+            own = tuple(by_variant.get(c.ref, ()))
+            out.append(
+                job.outcome(
+                    c,
+                    ok=not own,
+                    action=ItemAction.UPDATE if c.ref in before else ItemAction.CREATE,
+                    channel_id=ids[0],
+                    channel_url=_sansio.admin_url(job.domain, node.id, ids[0]),
+                    request_id=request_id,
+                    errors=own,
+                    memo={"inventory_item": ids[1]} if ids[1] else {},
+                )
+            )
+        return out

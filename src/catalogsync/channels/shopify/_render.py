@@ -240,37 +240,41 @@ def render_variant(item: Item, ctx: RenderContext, options: RenderOptions) -> di
     fragment: dict[str, Any] = {
         "optionValues": [{"optionName": name, "name": _as_text(value)} for name, value in pairs]
     }
-    for name, key in (("price", "price"), ("compare_at_price", "compareAtPrice")):
+    for name, key, convert in _VARIANT_FIELDS:
         value = ctx.value(item, name)
         if value is not None:
-            fragment[key] = money(value)
-    for name, key in (("sku", "sku"), ("barcode", "barcode")):
-        value = ctx.value(item, name)
-        if value is not None:
-            fragment[key] = _as_text(value)
-    taxable = ctx.value(item, "taxable")
-    if taxable is not None:
-        fragment["taxable"] = taxable
-    policy = ctx.value(item, "inventory_policy")
-    if isinstance(policy, str):
-        fragment["inventoryPolicy"] = policy.upper()
+            fragment[key] = convert(value)
     image = ctx.value(item, "image")
-    if image is not None:
-        files = _images(image)
-        if files:
-            fragment["file"] = files[0]
+    files = _images(image) if image is not None else []
+    if files:
+        fragment["file"] = files[0]
     if ctx.params.overwrite_stock:
         stock = ctx.value(item, "stock")
         if stock is not None:
             fragment["inventoryItem"] = {"tracked": True}
             fragment["inventoryQuantities"] = [
-                {
-                    "locationId": _location(ctx, options),
-                    "name": "available",
-                    "quantity": stock,
-                }
+                {"locationId": _location(ctx, options), "name": "available", "quantity": stock}
             ]
     return fragment
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _policy(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+#: Channel field -> ``ProductVariantSetInput`` field, with the conversion applied.
+_VARIANT_FIELDS: Final = (
+    ("price", "price", money),
+    ("compare_at_price", "compareAtPrice", money),
+    ("sku", "sku", _as_text),
+    ("barcode", "barcode", _as_text),
+    ("taxable", "taxable", _same),
+    ("inventory_policy", "inventoryPolicy", _policy),
+)
 
 
 def _default_variant(item: Item, ctx: RenderContext, options: RenderOptions) -> dict[str, Any]:
@@ -327,36 +331,18 @@ def _product_options(names: Sequence[str], fragments: Sequence[Mapping[str, Any]
 def render_product(item: Item, ctx: RenderContext, options: RenderOptions) -> dict[str, Any]:
     """A product's complete ``productSet`` input plus its variant refs and translations."""
     variants = ctx.variants_of(item)
-    refs = [v.ref for v in variants]
     fragments = [render_variant(v, ctx, options) for v in variants]
     if not fragments:
         fragments = [_default_variant(item, ctx, options)]
-    names = _option_names(item, ctx, fragments)
-
-    data: dict[str, Any] = {}
-    title = ctx.value(item, "title")
-    if title is not None:
-        data["title"] = title
-    handle = ctx.value(item, "handle")
-    if handle is None and options.custom_id is None and isinstance(title, str):
-        handle = slug(title)
-    if handle is not None:
-        data["handle"] = handle
-    for name, key in (
-        ("description", "descriptionHtml"),
-        ("vendor", "vendor"),
-        ("product_type", "productType"),
-    ):
+    data = _common(item, ctx, options)
+    for name, key in (("vendor", "vendor"), ("product_type", "productType")):
         value = ctx.value(item, name)
         if value is not None:
             data[key] = value
     tags = ctx.value(item, "tags")
     data["tags"] = list(tags) if isinstance(tags, (list, tuple)) else sorted(item.tags)
     data["status"] = STATUS[ctx.status(item)]
-    seo = _seo(item, ctx)
-    if seo:
-        data["seo"] = seo
-    data["productOptions"] = _product_options(names, fragments)
+    data["productOptions"] = _product_options(_option_names(item, ctx, fragments), fragments)
     data["variants"] = fragments
     data["collections"] = [
         gid
@@ -364,24 +350,16 @@ def render_product(item: Item, ctx: RenderContext, options: RenderOptions) -> di
         if (gid := ctx.channel_id(ItemType.CATEGORY, category.ref)) is not None
     ]
     data["metafields"] = _metafields(item, ctx, options.custom_id)
-    files = _images(ctx.value(item, "images"))
-    sources = {f.get("originalSource") for f in files}
-    for fragment in fragments:
-        file = fragment.get("file")
-        if isinstance(file, Mapping) and file.get("originalSource") not in sources:
-            files.append(dict(file))
-            sources.add(file.get("originalSource"))
-    data["files"] = files
-
-    payload: dict[str, Any] = {"input": data, "variants": refs}
+    data["files"] = _product_files(ctx.value(item, "images"), fragments)
+    payload: dict[str, Any] = {"input": data, "variants": [v.ref for v in variants]}
     translations = _translations(item, ctx, PRODUCT_TRANSLATABLE)
     if translations:
         payload["translations"] = translations
     return payload
 
 
-def render_category(item: Item, ctx: RenderContext, options: RenderOptions) -> dict[str, Any]:
-    """A category as a manual collection's fields plus its translations."""
+def _common(item: Item, ctx: RenderContext, options: RenderOptions) -> dict[str, Any]:
+    # Title, handle, description and SEO: shared by products and collections.
     data: dict[str, Any] = {}
     title = ctx.value(item, "title")
     if title is not None:
@@ -397,6 +375,25 @@ def render_category(item: Item, ctx: RenderContext, options: RenderOptions) -> d
     seo = _seo(item, ctx)
     if seo:
         data["seo"] = seo
+    return data
+
+
+def _product_files(images: Any, fragments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    # The product's images, then each variant image not already there (a variant's file must
+    # be one of the product's files).
+    files = _images(images)
+    sources = {f.get("originalSource") for f in files}
+    for fragment in fragments:
+        file = fragment.get("file")
+        if isinstance(file, Mapping) and file.get("originalSource") not in sources:
+            files.append(dict(file))
+            sources.add(file.get("originalSource"))
+    return files
+
+
+def render_category(item: Item, ctx: RenderContext, options: RenderOptions) -> dict[str, Any]:
+    """A category as a manual collection's fields plus its translations."""
+    data = _common(item, ctx, options)
     image = ctx.value(item, "image")
     if isinstance(image, str):
         data["image"] = {"src": image}

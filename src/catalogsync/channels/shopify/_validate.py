@@ -157,9 +157,7 @@ def _variant(fragment: Any, errors: _Errors) -> list[tuple[str, Any]]:
     compare = _decimal(fragment.get("compareAtPrice"), "compareAtPrice", errors)
     if price is not None and compare is not None and compare < price:
         errors.add(
-            "compareAtPrice",
-            "INVALID_PRICE",
-            f"compareAtPrice {compare} is below price {price}",
+            "compareAtPrice", "INVALID_PRICE", f"compareAtPrice {compare} is below price {price}"
         )
     _text(fragment, "sku", errors)
     _text(fragment, "barcode", errors)
@@ -174,23 +172,31 @@ def _variant(fragment: Any, errors: _Errors) -> list[tuple[str, Any]]:
     file = fragment.get("file")
     if isinstance(file, Mapping):
         _url(file.get("originalSource"), "file.originalSource", errors)
-    for i, q in enumerate(fragment.get("inventoryQuantities") or ()):
+    _quantities(fragment.get("inventoryQuantities"), errors)
+    return _option_values(fragment.get("optionValues"), errors)
+
+
+def _quantities(value: Any, errors: _Errors) -> None:
+    for i, q in enumerate(value or ()):
         quantity = q.get("quantity") if isinstance(q, Mapping) else None
         name = f"inventoryQuantities[{i}].quantity"
         if isinstance(quantity, bool) or not isinstance(quantity, int):
             errors.add(name, "INVALID_QUANTITY", f"stock {quantity!r} is not a whole number")
         elif abs(quantity) > MAX_QUANTITY:
             errors.add(name, "INVALID_QUANTITY", f"stock {quantity} is beyond ±{MAX_QUANTITY:,}")
+
+
+def _option_values(value: Any, errors: _Errors) -> list[tuple[str, Any]]:
     pairs: list[tuple[str, Any]] = []
-    for i, option in enumerate(fragment.get("optionValues") or ()):
+    for i, option in enumerate(value or ()):
         name = f"optionValues[{i}].name"
-        value = option.get("name") if isinstance(option, Mapping) else None
+        option_value = option.get("name") if isinstance(option, Mapping) else None
         option_name = option.get("optionName") if isinstance(option, Mapping) else None
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(option_value, str) or not option_value.strip():
             errors.add(name, "BLANK", f"option {option_name!r} has no value")
-        elif len(value) > MAX_TEXT:
+        elif len(option_value) > MAX_TEXT:
             errors.add(name, "TOO_LONG", f"option value is longer than {MAX_TEXT} characters")
-        pairs.append((str(option_name), value))
+        pairs.append((str(option_name), option_value))
     return pairs
 
 
