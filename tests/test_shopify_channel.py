@@ -20,6 +20,7 @@ from catalogsync import (
     Item,
     ItemAction,
     ItemType,
+    Mode,
     Secret,
 )
 from catalogsync.channels import RetryPolicy
@@ -223,7 +224,9 @@ def test_create_category_and_product_with_variants(clock):
     assert head.request_id is not None
     assert head.request_id.startswith("emu-")
     assert head.endpoint is Endpoint.PRODUCTION
-    assert head.memo["v:V1"] == f"{product.variants[1].id} {product.variants[1].inventory_item_id}"
+    assert (
+        head.memo["v:V1"] == f"{product.variants[1].id} {product.variants[1].inventory_item_id} 11"
+    )
     assert outcomes[2].channel_id == product.variants[1].id
     assert outcomes[2].memo == {"inventory_item": product.variants[1].inventory_item_id}
     assert emu.calls["inventorySetQuantities"] == 0  # new variants were stocked by productSet
@@ -410,6 +413,75 @@ def test_stock_is_left_alone_without_overwrite_stock(clock):
 
     assert emu.inventory == {}
     assert emu.calls["inventorySetQuantities"] == 0
+
+
+def test_stock_change_is_sent_even_if_the_variant_is_not_carried(clock):
+    """A known variant whose stock differs from the one last sent is overwritten (memo check)."""
+    emu, channel = make(clock)
+    sync = Sync(channel)
+    create_all(sync)
+    sync.put(
+        Item(
+            "V2",
+            V,
+            fields={"options": {"Size": "42"}, "price": "99.90", "sku": "TS-42", "stock": 1},
+            parents=("P1",),
+        )
+    )
+
+    (outcome,) = sync.push(sync.op((P, "P1")))  # the caller forgot to carry V2
+
+    product = emu.product_by_ref("P1")
+    assert product is not None
+    assert outcome.ok
+    assert [emu.quantity(v.inventory_item_id) for v in product.variants] == [10, 11, 1]
+    assert emu.calls["inventorySetQuantities"] == 1
+    assert outcome.memo["v:V2"].endswith(" 1")
+
+
+def test_stock_errors_land_on_their_variant(clock):
+    """A refused quantity fails that variant (and the product), and is not remembered as sent."""
+    emu, channel = make(clock)
+    assert emu.calls["inventorySetQuantities"] == 0
+    sync = Sync(channel)
+    create_all(sync)
+    ctx = sync.ctx()
+    product = channel.render(sync.items[(P, "P1")], ctx)
+    product["input"]["variants"][1]["inventoryQuantities"][0]["quantity"] = 2_000_000_000
+    fragment = product["input"]["variants"][1]
+    channel_id, memo = sync.state[(P, "P1")]
+    carried = (
+        Operation(
+            V,
+            "V1",
+            ItemAction.UPDATE,
+            payload=fragment,
+            channel_id=sync.state[(V, "V1")][0],
+            memo=sync.state[(V, "V1")][1],
+        ),
+    )
+    op = Operation(
+        P,
+        "P1",
+        ItemAction.UPDATE,
+        payload=product,
+        channel_id=channel_id,
+        memo=memo,
+        carried=carried,
+    )
+
+    head, variant = channel.push([op], sync.params)
+
+    assert not head.ok
+    assert [(e.code, e.field) for e in head.errors] == [
+        ("INVALID_QUANTITY_TOO_HIGH", "variants[1].inventoryQuantities")
+    ]
+    assert [(e.kind, e.code, e.field) for e in variant.errors] == [
+        (ErrorKind.CHANNEL, "INVALID_QUANTITY_TOO_HIGH", "inventoryQuantities")
+    ]
+    assert head.memo["v:V1"].count(" ") == 1  # ids kept, stock not remembered
+    assert head.channel_id == channel_id
+    assert emu.calls["inventorySetQuantities"] == 1
 
 
 def test_stock_uses_change_from_null_and_idempotency_keys(clock):
@@ -950,7 +1022,7 @@ def test_secrets_never_reach_logs_reprs_or_errors(clock, caplog):
         repr(bad),
         repr(cc),
         repr(provider),
-        repr(channel._sessions),
+        repr(channel._sessions[Mode.PRODUCTION].store),
         str(auth.value),
         repr(auth.value),
     ]
@@ -1067,6 +1139,18 @@ def test_many_variants_are_paged(clock):
     assert all(o.ok for o in outcomes)
     assert len({o.channel_id for o in outcomes[1:]}) == 300
     assert emu.calls["product"] >= 1  # the variants page query
+
+
+def test_channel_satisfies_the_protocol(clock):
+    """ShopifyChannel is a catalogsync Channel with the capabilities the synchronizer relies on."""
+    from catalogsync import Channel
+
+    _emu, channel = make(clock)
+
+    assert isinstance(channel, Channel)
+    assert channel.capabilities.carried == {V: P}
+    assert channel.capabilities.reads == {(P, V), (P, C)}
+    assert channel.capabilities.removals == {ItemAction.DELETE, ItemAction.ARCHIVE}
 
 
 def test_standalone_variant_operations_are_refused(clock):

@@ -185,6 +185,11 @@ class TestProducts:
         errors = s.read_user_errors(response.payload("productDelete"))
         assert s.is_not_found(errors)
         assert not s.is_not_found([s.UserError("Title can't be blank", ("input", "title"))])
+        referenced = s.UserError(
+            "Collection gid://c/1 does not exist", ("input", "collections", "0")
+        )
+        assert not s.is_not_found([referenced])  # a missing reference is not a stale id
+        assert s.is_not_found([s.UserError("x", ("identifier", "id"), "PRODUCT_DOES_NOT_EXIST")])
 
     def test_stale_variant(self):
         """An unknown variant id is recognised so the upsert can fall back to the key."""

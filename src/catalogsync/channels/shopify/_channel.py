@@ -566,13 +566,23 @@ def _combo(options: Iterable[Any]) -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
-def _variant_memo(memo: Mapping[str, str]) -> dict[str, tuple[str, str | None]]:
+def _variant_memo(
+    memo: Mapping[str, str],
+) -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
+    """
+    Read ``v:<ref> = "<variant GID> <inventory item GID> <stock sent>"`` entries.
+
+    Returns the known ids by ref, and the stock last sent by ref (as text).
+    """
     known: dict[str, tuple[str, str | None]] = {}
+    stock: dict[str, str] = {}
     for key, value in memo.items():
         if key.startswith("v:") and value:
-            parts = value.split(" ")
-            known[key[2:]] = (parts[0], parts[1] if len(parts) > 1 and parts[1] else None)
-    return known
+            parts = [*value.split(" "), "", ""]
+            known[key[2:]] = (parts[0], parts[1] if parts[1] not in {"", "-"} else None)
+            if parts[2]:
+                stock[key[2:]] = parts[2]
+    return known, stock
 
 
 @frozen
@@ -1008,7 +1018,14 @@ class _ProductUpsert:
             for f, key in zip(self.fragments, self.keys, strict=True)
         }
         self.changed = {c.ref for c in op.carried if c.action not in _REMOVALS} | {DEFAULT_VARIANT}
-        self.known = _variant_memo(op.memo)
+        self.known, self.sent_stock = _variant_memo(op.memo)
+        #: Stock rendered per variant key (what step 3 overwrites and the memo remembers).
+        self.stock_of = {
+            key: int(q["quantity"])
+            for fragment, key in zip(self.fragments, self.keys, strict=True)
+            for q in (fragment.get("inventoryQuantities") or ())[:1]
+            if isinstance(q.get("quantity"), int)
+        }
         for c in op.carried:
             if c.channel_id and c.action not in _REMOVALS:
                 self.known[c.ref] = (c.channel_id, c.memo.get("inventory_item"))
@@ -1045,8 +1062,13 @@ class _ProductUpsert:
         sources = {k: self.data.get(k) for k in ("title", "descriptionHtml", "productType", "seo")}
         errors, warnings = job.translate(node.id, self.payload, sources, memo, existed=existed)
         problems.extend(errors)
+        failed = set(by_variant)
         for key, (variant_gid, item_gid) in now.items():
-            memo[f"v:{key}"] = f"{variant_gid} {item_gid or ''}".strip()
+            # A failed stock write is left unremembered, so it is sent again next time.
+            quantity = None if key in failed else self.stock_of.get(key)
+            memo[f"v:{key}"] = (
+                f"{variant_gid} {item_gid or '-'} {'' if quantity is None else quantity}".strip()
+            )
         head = job.outcome(
             job.op,
             ok=not problems,
@@ -1070,7 +1092,12 @@ class _ProductUpsert:
             if ids:
                 variant["id"] = ids[0]
                 quantities = variant.pop("inventoryQuantities", None)
-                if quantities and key in self.changed:
+                # Changed variants, and any whose stock differs from what we last sent (should a
+                # caller not carry every changed variant).
+                remembered = self.sent_stock.get(key)
+                if quantities and (
+                    key in self.changed or remembered != str(self.stock_of.get(key))
+                ):
                     stock.extend((key, int(q["quantity"])) for q in quantities)
             variants.append(variant)
         job = self.job

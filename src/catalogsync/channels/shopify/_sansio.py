@@ -1123,12 +1123,19 @@ def token_error(response: httpx.Response) -> str:
 
 
 def is_not_found(errors: Sequence[UserError]) -> bool:
-    """Whether *errors* say the addressed resource does not exist (a stale stored id)."""
+    """
+    Whether *errors* say the addressed resource does not exist (a stale stored id).
+
+    Typed codes decide where there are some; plain ``UserError`` messages count only when they
+    are about the id or identifier itself, not about something the input refers to.
+    """
     for e in errors:
         if e.code in {"NOT_FOUND", "PRODUCT_DOES_NOT_EXIST"}:
             return True
+        parts = list(e.field or ())
+        about_id = not parts or parts[0] in {"id", "identifier"} or parts == ["input", "id"]
         text = e.message.lower()
-        if "does not exist" in text or "not found" in text:
+        if about_id and ("does not exist" in text or "not found" in text):
             return True
     return False
 
