@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _kvchannel import KVChannel  # noqa: E402
-
-from catalogsync import Connector, SQLiteQueue, SQLiteStore, SyncOptions, Synchronizer  # noqa: E402
-from catalogsync._demo import sample_catalog  # noqa: E402
+from _kvchannel import KVChannel
+from catalogsync import Connector, SQLiteQueue, SQLiteStore, Synchronizer, SyncOptions
+from catalogsync._demo import sample_catalog
 
 
 def main() -> None:

@@ -64,7 +64,15 @@ class KVChannel(MemoryChannel):
                 try:
                     if o.action is ItemAction.DELETE:
                         self.http.delete(f"/items/{key}").raise_for_status()
-                        out.append(Outcome(o.item_type, o.ref, ok=True, action=o.action, endpoint=Endpoint.PRODUCTION))
+                        out.append(
+                            Outcome(
+                                o.item_type,
+                                o.ref,
+                                ok=True,
+                                action=o.action,
+                                endpoint=Endpoint.PRODUCTION,
+                            )
+                        )
                         continue
                     body = self.http.put(f"/items/{key}", json=o.payload).raise_for_status().json()
                 except httpx.HTTPError as exc:
@@ -72,5 +80,7 @@ class KVChannel(MemoryChannel):
                     out.append(Outcome(o.item_type, o.ref, ok=False, errors=(err,)))
                     continue
                 action = ItemAction.CREATE if body["created"] else ItemAction.UPDATE
-                out.append(Outcome(o.item_type, o.ref, ok=True, action=action, channel_id=body["id"]))
+                out.append(
+                    Outcome(o.item_type, o.ref, ok=True, action=action, channel_id=body["id"])
+                )
         return out

@@ -13,10 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from _kvchannel import KVChannel, KVEmulator
 from catalogsync import Connector, ItemState, SQLiteQueue, SQLiteStore, Synchronizer
 from catalogsync._demo import all_changes, sample_catalog
-
-from _kvchannel import KVChannel, KVEmulator
 
 
 HERE = Path(__file__).parent
@@ -26,14 +25,17 @@ PRODUCTS = 40
 def _worker(db: Path, url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(HERE / "_crashworker.py"), str(db), url, str(PRODUCTS)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_killed_worker_leaves_a_resumable_event(tmp_path, seed):
     """SIGKILL mid-event: the next process completes the same event; every item is in the
-    channel exactly once (re-sends only as idempotent updates) and has a final status."""
+    channel exactly once (re-sends only as idempotent updates) and has a final status.
+    """
     rng = random.Random(seed)
     db = tmp_path / "state.db"
     emulator = KVEmulator(latency=0.004)
@@ -41,8 +43,9 @@ def test_killed_worker_leaves_a_resumable_event(tmp_path, seed):
     queue, store = SQLiteQueue(db), SQLiteStore(db)
     with emulator.serve() as url:
         channel = KVChannel(url)
-        seeder = Synchronizer(Connector("crash", "kv"), catalog=catalog, channel=channel,
-                              queue=queue, store=store)
+        seeder = Synchronizer(
+            Connector("crash", "kv"), catalog=catalog, channel=channel, queue=queue, store=store
+        )
         total = seeder.enqueue(all_changes(catalog))
 
         first = _worker(db, url)

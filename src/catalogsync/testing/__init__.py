@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._clock import ManualClock
 from ._http import Emulator, Fault, FaultKind, Faults
 from ._memory_channel import MemoryChannel
+from ._shopify import EmulatedCollection, EmulatedProduct, EmulatedVariant, ShopifyEmulator
 from ._takealot import TakealotEmulator
 
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChannelConformance",
+    "EmulatedCollection",
+    "EmulatedProduct",
+    "EmulatedVariant",
     "Emulator",
     "Fault",
     "FaultKind",
@@ -29,6 +33,7 @@ __all__ = [
     "ManualClock",
     "MemoryChannel",
     "QueueConformance",
+    "ShopifyEmulator",
     "StoreConformance",
     "TakealotEmulator",
 ]

@@ -43,8 +43,11 @@ class ManualClock:
             return self._mono
 
     def sleep(self, seconds: float) -> None:
-        """Advance by *seconds* instead of blocking."""
+        """Advance by *seconds* (at least the clock's resolution, 1 µs) instead of blocking."""
         if seconds > 0:
+            # A shorter sleep would round to no time at all, and a caller waiting for a bucket
+            # to refill by a float sliver would spin forever.
+            seconds = max(seconds, 1e-6)
             with self._lock:
                 self.slept += seconds
             self.advance(seconds)
