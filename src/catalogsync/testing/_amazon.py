@@ -388,6 +388,26 @@ class AmazonEmulator(Emulator):
             self.answers.append((request.method, path, response.status_code, rid))
         return response
 
+    def _dispatch(self, request: httpx.Request, *, in_process: bool) -> httpx.Response:
+        response = super()._dispatch(request, in_process=in_process)
+        if "x-amzn-requestid" in response.headers:
+            return response
+        # An injected fault answered instead of `handle`: dress it as Amazon would (request id,
+        # an ErrorList for error statuses) so clients and contract checks see the real shape.
+        rid = self._request_id()
+        if response.status_code >= 400:  # noqa: PLR2004 - HTTP status
+            code = "InternalFailure" if response.status_code == 500 else "ServiceUnavailable"  # noqa: PLR2004
+            body = {
+                "errors": [
+                    {"code": code, "message": "We encountered an internal error. Please try again."}
+                ]
+            }
+            response = self._json(response.status_code, body)
+        response.headers["x-amzn-RequestId"] = rid
+        with self._lock:
+            self.answers.append((request.method, request.url.path, response.status_code, rid))
+        return response
+
     def _request_id(self) -> str:
         n = next(self._ids)
         return f"{n:08x}-e3a1-4c0d-8e5a-{n:012x}"

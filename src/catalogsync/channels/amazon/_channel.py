@@ -87,6 +87,8 @@ _log = get_logger("catalogsync.channels.amazon")
 
 #: The SKU read by `AmazonChannel.check_connection` (a 404 proves access as well as a 200).
 SENTINEL_SKU: Final = "catalogsync-connection-check"
+#: The shortest pacing sleep (seconds): small enough to be exact, large enough to move a clock.
+_MIN_WAIT: Final = 1e-6
 
 
 class AmazonPacer:
@@ -158,7 +160,15 @@ class AmazonPacer:
         """
         bucket, turn = self._entry(seller_id, operation)
         with turn:
-            return bucket.acquire()
+            # Wait here, with a floor on each sleep, until a whole token is there: the shared
+            # bucket can compute a wait so small (float rounding after a refill) that a manual
+            # clock does not move, and would spin. Then the take below is immediate.
+            waited = 0.0
+            while (short := 1.0 - bucket.available) > 0:
+                wait = max(short / bucket.rate, _MIN_WAIT)
+                self.clock.sleep(wait)
+                waited += wait
+            return waited + bucket.acquire()
 
     def observe(self, seller_id: str, operation: str, rate: float) -> None:
         """Adopt the rate Amazon reported for this seller and operation."""
@@ -581,11 +591,7 @@ class AmazonChannel:
             return delete_request(target, sku, token=token, now=now)
 
         def failed(code: str, exc: ChannelError, rid: str | None) -> Outcome:
-            where = (
-                f"Amazon request id {rid}"
-                if rid
-                else "no answer was received, so Amazon assigned no request id"
-            )
+            where = f"Amazon request id {rid}" if rid else "no answer carried an Amazon request id"
             return Outcome(
                 op.item_type,
                 op.ref,
