@@ -16,9 +16,25 @@ import jsonschema
 import pytest
 from tests.conftest import contracts_dir, require
 
-from catalogsync import ConnectorParams, Item, ItemAction, ItemType, Mode, Secret, Visibility
+from catalogsync import (
+    ConnectorParams,
+    ErrorKind,
+    InvalidArgumentError,
+    Item,
+    ItemAction,
+    ItemType,
+    Mode,
+    Secret,
+    Visibility,
+)
 from catalogsync.channels import RetryPolicy
-from catalogsync.channels.amazon import AmazonChannel, AmazonPacer, LwaCredentials
+from catalogsync.channels.amazon import (
+    AmazonChannel,
+    AmazonPacer,
+    LwaCredentials,
+    listings_feed,
+    read_processing_report,
+)
 from catalogsync.testing import AmazonEmulator, ManualClock
 from catalogsync.typing import Operation, RenderContext
 
@@ -542,3 +558,79 @@ def test_emulator_sandbox_answers_are_the_models_static_mocks(model):
         checked += 1
 
     assert checked == 10  # put, patch, delete: 200 and 400 mocks
+
+
+# -- JSON_LISTINGS_FEED -----------------------------------------------------------------------
+
+
+def feed_schema(name):
+    path = contracts_dir() / "amazon" / name
+    require(path.exists(), f"the Amazon listings feed schema is missing at {path}")
+    return json.loads(path.read_text())
+
+
+def test_listings_feed_matches_the_feed_schema():
+    """A feed built from rendered listings and deletions validates against listings-feed-schema-v2."""
+    clock = ManualClock()
+    emu = AmazonEmulator(clock=clock)
+    ch = channel(emu, Recorder(emu), clock)
+    params = ConnectorParams(field_mapping={"item_name": "title"}, overwrite_stock=True)
+    items = [
+        Item(f"P{n}", ItemType.PRODUCT, fields={"title": f"Mug {n}", "price": 5 + n, "quantity": n})
+        for n in range(3)
+    ]
+    payloads = [ch.render(i, RenderContext(params, related={i.key: i})) for i in items]
+    schema = feed_schema("listings-feed-schema-v2.json")
+    full = listings_feed(
+        emu.seller_id,
+        payloads,
+        deletes=["OLD-1"],
+        issue_locale="en_US",
+        report_included_data=["issues"],
+    )
+    partial = listings_feed(emu.seller_id, payloads, operation="PARTIAL_UPDATE")
+
+    for doc in (full, partial):
+        assert list(jsonschema.Draft7Validator(schema).iter_errors(doc)) == []
+    assert [m["operationType"] for m in full["messages"]] == [
+        "UPDATE",
+        "UPDATE",
+        "UPDATE",
+        "DELETE",
+    ]
+    assert [m["messageId"] for m in full["messages"]] == [1, 2, 3, 4]
+    assert full["messages"][0]["attributes"] == payloads[0]["attributes"]
+
+
+def test_listings_feed_limits():
+    """A feed needs 1 to 25,000 messages and each SKU once."""
+    with pytest.raises(InvalidArgumentError):
+        listings_feed("S1")
+    with pytest.raises(InvalidArgumentError, match="twice"):
+        listings_feed("S1", deletes=["A", "A"])
+    with pytest.raises(InvalidArgumentError, match="25000"):
+        listings_feed("S1", deletes=[f"S{n}" for n in range(25_001)])
+    with pytest.raises(InvalidArgumentError, match="operation"):
+        listings_feed("S1", deletes=["A"], operation="PATCH")
+
+
+def test_processing_report_maps_issues_by_sku():
+    """The official example report: ERROR issues per SKU become CHANNEL errors with their attribute."""
+    report = feed_schema("listings-feed-processing-report-schema-v2.example.json")
+    assert (
+        list(
+            jsonschema.Draft7Validator(
+                feed_schema("listings-feed-processing-report-schema-v2.json")
+            ).iter_errors(report)
+        )
+        == []
+    )
+    issues = read_processing_report(report)
+
+    assert sorted(issues) == ["My-SKU-B", "My-SKU-C"]
+    errors, warnings = issues["My-SKU-C"]
+    assert [(e.kind, e.code, e.field) for e in errors] == [
+        (ErrorKind.CHANNEL, "99022", "purchasable_offer.our_price")
+    ]
+    assert warnings == ()
+    assert len(issues["My-SKU-B"][0]) == 2
