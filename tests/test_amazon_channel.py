@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 
 import httpx
 import pytest
@@ -467,6 +468,7 @@ def test_every_answered_outcome_carries_its_request_id(amazon, clock):
     ]
     assert all(o.request_id in answered for o in outcomes)
     assert outcomes[2].request_id in outcomes[2].errors[0].message
+    assert amazon.count("PUT", "/X") == 1  # a 400 is final: not retried
 
 
 # -- authentication ---------------------------------------------------------------------------
@@ -611,6 +613,30 @@ def test_throttles_are_retried_and_the_rate_header_followed(clock):
     assert all(o.ok for o in outcomes)
     assert emu.throttled() > 0
     assert ch.pacer.bucket(emu.seller_id, "putListingsItem").rate == 2.0
+
+
+def test_requests_run_concurrently_within_the_limits(clock):
+    """Up to max_workers requests are in flight at once (here with 50 ms of real latency)."""
+    emu = AmazonEmulator(clock=clock, latency=0.05)
+    lock, live, peak = threading.Lock(), [0], [0]
+
+    def gauge(request):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        try:
+            return emu(request)
+        finally:
+            with lock:
+                live[0] -= 1
+
+    client = httpx.Client(transport=httpx.MockTransport(gauge))
+    outcomes = Sync(make(emu, clock, client=client, max_workers=4)).push(
+        *[product(f"P{n}", sku=f"S-{n}") for n in range(8)]
+    )
+
+    assert all(o.ok for o in outcomes)
+    assert peak[0] == 4
 
 
 def test_pacer_is_shared_per_seller_and_operation(clock):
