@@ -787,3 +787,16 @@ def test_over_a_loopback_port(clock):
     assert created.ok
     assert patched.ok
     assert price_of(emu, "LOOP 1/é") == 3
+
+
+def test_unreachable_token_endpoint_fails_the_items_once(amazon, clock):
+    """When LWA keeps failing, every item of the push fails as TRANSPORT, after one retry cycle."""
+    amazon.faults.add(FaultKind.STATUS, status=503, match="/auth/o2/token")
+    ch = make(amazon, clock, retry=RetryPolicy(attempts=3, initial=0.1))
+    outcomes = Sync(ch).push(product(), product("P2", sku="TEE-2"))
+
+    assert [(o.ok, o.errors[0].kind, o.errors[0].code) for o in outcomes] == [
+        (False, ErrorKind.TRANSPORT, "unavailable")
+    ] * 2
+    assert amazon.count("POST", "/auth/o2/token") == 3
+    assert amazon.count(path_contains="/listings/") == 0

@@ -162,6 +162,18 @@ def test_without_status_mapping_everything_is_active():
     assert "purchasable_offer" in payload["attributes"]
 
 
+def test_numeric_sku_is_text_and_odd_skus_are_reported():
+    """A whole-number SKU becomes text; a SKU of another type is reported, not replaced."""
+    numeric = tee(sku=12345)
+    odd = tee(sku=["A", "B"])
+    ch = channel()
+
+    assert ch.render(numeric, ctx_for(params(), numeric))["sku"] == "12345"
+    payload = ch.render(odd, ctx_for(params(), odd))
+    errors = ch.validate(odd, payload, ctx_for(params(), odd))
+    assert [e.message for e in errors if e.code == "sku"] == ["the SKU must be text, got list"]
+
+
 def test_images_barcode_asin_and_list_price():
     """Images become locators, the barcode an identifier with its type, the ASIN a suggestion."""
     item = tee(

@@ -525,7 +525,7 @@ def test_archive_needs_a_product_type_and_skips_parents():
         (" TEE", "whitespace"),
         ("TEE\t1", "control"),
         ("", "missing"),
-        (None, "missing"),
+        (None, "must be text"),
     ],
 )
 def test_sku_rules(sku, problem):

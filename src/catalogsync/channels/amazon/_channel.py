@@ -436,7 +436,16 @@ class AmazonChannel:
             else:
                 work.append((i, op, *planned))
         if work:
-            self._tokens.token()  # fail fast, before anything is sent, on bad credentials
+            # Fail fast, before anything is sent: bad credentials raise ChannelAuthError; an
+            # unreachable token endpoint fails every item that needed a request, once.
+            try:
+                self._tokens.token()
+            except ChannelUnavailableError as exc:
+                for i, op, plan, notes in work:
+                    outcomes[i] = _undelivered(
+                        op, plan, notes, endpoint, code="unavailable", exc=exc, rid=None
+                    )
+                return [o for o in outcomes if o is not None]
 
         def run(task: tuple[int, Operation, WritePlan, tuple[ItemError, ...]]) -> None:
             i, op, plan, notes = task
@@ -591,19 +600,7 @@ class AmazonChannel:
             return delete_request(target, sku, token=token, now=now)
 
         def failed(code: str, exc: ChannelError, rid: str | None) -> Outcome:
-            where = f"Amazon request id {rid}" if rid else "no answer carried an Amazon request id"
-            return Outcome(
-                op.item_type,
-                op.ref,
-                ok=False,
-                action=op.action,
-                channel_id=op.channel_id,
-                request_id=rid,
-                endpoint=endpoint,
-                errors=(ItemError(ErrorKind.TRANSPORT, f"{exc} ({where})", code=code),),
-                warnings=notes,
-                message=f"{plan.operation} of SKU {sku!r} was not delivered",
-            )
+            return _undelivered(op, plan, notes, endpoint, code=code, exc=exc, rid=rid)
 
         seen: list[str | None] = [None]
         try:
@@ -696,6 +693,32 @@ class AmazonChannel:
             memo={} if deleting or preview else dict(plan.memo),
             **common,
         )
+
+
+def _undelivered(
+    op: Operation,
+    plan: WritePlan,
+    notes: tuple[ItemError, ...],
+    endpoint: Endpoint,
+    *,
+    code: str,
+    exc: ChannelError,
+    rid: str | None,
+) -> Outcome:
+    """The outcome of an item whose request could not be delivered (after retries)."""
+    where = f"Amazon request id {rid}" if rid else "no answer carried an Amazon request id"
+    return Outcome(
+        op.item_type,
+        op.ref,
+        ok=False,
+        action=op.action,
+        channel_id=op.channel_id,
+        request_id=rid,
+        endpoint=endpoint,
+        errors=(ItemError(ErrorKind.TRANSPORT, f"{exc} ({where})", code=code),),
+        warnings=notes,
+        message=f"{plan.operation} of SKU {plan.sku!r} was not delivered",
+    )
 
 
 def _marketplace(value: str | Marketplace) -> Marketplace:

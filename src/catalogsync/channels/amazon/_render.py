@@ -150,10 +150,17 @@ def _get(item: Item, ctx: RenderContext, name: str) -> Any:
     return value if _present(value) else None
 
 
-def sku_of(item: Item, ctx: RenderContext) -> str:
-    """The item's seller SKU: the mapped ``sku`` field, else its PIM reference."""
+def sku_of(item: Item, ctx: RenderContext) -> Any:
+    """
+    The item's seller SKU: the mapped ``sku`` field (a whole number becomes text), else its PIM
+    reference. Any other value is kept as is for validation to report.
+    """
     value = _get(item, ctx, "sku")
-    return value if isinstance(value, str) else item.ref
+    if value is None:
+        return item.ref
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def theme_axes(theme: str) -> tuple[str, ...]:

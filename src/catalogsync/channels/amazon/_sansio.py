@@ -882,7 +882,9 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 def sku_problems(sku: Any) -> list[str]:
     """What is wrong with a seller SKU (empty list when it is fine)."""
-    if not isinstance(sku, str) or not sku:
+    if not isinstance(sku, str):
+        return [f"the SKU must be text, got {type(sku).__name__}"]
+    if not sku:
         return ["the SKU is missing"]
     problems = []
     if len(sku) > _SKU_MAX:

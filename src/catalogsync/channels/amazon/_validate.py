@@ -336,7 +336,7 @@ def _check_parent(item: Item, ctx: RenderContext) -> list[ItemError]:
         seen.setdefault(combo, variant.ref)
     skus: dict[str, str] = {}
     for variant in (item, *variants):
-        sku = sku_of(variant, ctx)
+        sku = str(sku_of(variant, ctx))
         if sku in skus:
             errors.append(
                 _err(
