@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._amazon import AmazonEmulator
 from ._clock import ManualClock
 from ._http import Emulator, Fault, FaultKind, Faults
 from ._memory_channel import MemoryChannel
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "AmazonEmulator",
     "ChannelConformance",
     "EmulatedCollection",
     "EmulatedProduct",
