@@ -207,3 +207,24 @@ def test_memory_catalog_relations():
     assert len(cat) == 3
     with pytest.raises(InvalidArgumentError):
         cat.put({"ref": "x"})  # type: ignore[arg-type]
+
+
+def test_localised_values_are_told_apart_from_option_maps():
+    """{"en": .., "es": ..} is localised; {"Size": "M"} is a plain mapping kept whole."""
+    from catalogsync.typing import RenderContext
+
+    ctx = RenderContext(ConnectorParams(language="es"))
+    item = Item(
+        "V1",
+        "variant",
+        parents=["P1"],
+        fields={
+            "title": {"en": "Red", "es": "Rojo", "pt-BR": "Vermelho", "es-419": "Rojo"},
+            "options": {"Size": "M", "Color": "Red"},
+            "codes": {"xx": 1},
+        },
+    )
+    assert ctx.value(item, "title") == "Rojo"
+    assert ctx.translations(item, "title") == {"en": "Red", "pt-BR": "Vermelho", "es-419": "Rojo"}
+    assert ctx.value(item, "options") == {"Size": "M", "Color": "Red"}
+    assert ctx.translations(item, "options") == {}

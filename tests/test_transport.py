@@ -135,3 +135,12 @@ def test_loopback_server_and_socket_faults():
         faults.add(FaultKind.WRONG_CONTENT_TYPE, count=1)
         assert client.get("/ct").headers["content-type"] == "text/plain"
     assert emu.count("GET") == 4
+
+
+def test_token_bucket_never_spins_on_rounding():
+    """A bucket a hair short of a token after float arithmetic grants it instead of looping."""
+    clock = ManualClock()
+    bucket = TokenBucket(rate=3.0, burst=1.0, clock=clock)
+    bucket.acquire()
+    clock.advance(1 / 3 - 1e-12)  # the refill lands a rounding error short of one token
+    assert bucket.acquire() < 1e-6

@@ -14,6 +14,7 @@ and the synchronizer relies on nothing more.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -290,16 +291,15 @@ _STATUS_MAP: Mapping[Visibility, ListingStatus] = {
 
 
 def _looks_localised(value: Mapping[Any, Any]) -> bool:
-    # Language tags: "en", "es", "pt-BR", "zh_Hant". A mapping of such keys is a localised value.
-    return bool(value) and all(
-        isinstance(k, str)
-        and _MIN_TAG <= len(k) <= _MAX_TAG
-        and k.replace("-", "").replace("_", "").isalpha()
-        for k in value
-    )
+    """
+    Whether *value* is a ``{language: value}`` mapping: every key a BCP 47-style language tag
+    (``en``, ``es``, ``pt-BR``, ``zh_Hant``, ``es-419``). A lower-case primary subtag is required,
+    so option maps such as ``{"Size": "M", "Color": "Red"}`` are not mistaken for translations.
+    """
+    return bool(value) and all(isinstance(k, str) and _LANGUAGE_TAG.fullmatch(k) for k in value)
 
 
-_MIN_TAG, _MAX_TAG = 2, 8
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:[-_](?:[A-Za-z]{2}|[A-Za-z]{4}|\d{3}))?")
 
 
 @frozen

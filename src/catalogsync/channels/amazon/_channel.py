@@ -197,14 +197,12 @@ def _user_agent() -> str:
 
 # Passed as keywords typed Any: mypy cannot solve the generic ``converter=frozenset`` of
 # Capabilities' fields (typing.py is shared; reported to the lead).
-_CAPABILITIES: Final[dict[str, Any]] = {
-    "accepts": frozenset({ItemType.PRODUCT, ItemType.VARIANT}),
-    "reads": frozenset(
-        {(ItemType.VARIANT, ItemType.PRODUCT), (ItemType.PRODUCT, ItemType.VARIANT)}
-    ),
-    "removals": frozenset({ItemAction.DELETE, ItemAction.ARCHIVE}),
-    "test_surface": True,
-}
+_CAPABILITIES: Final = Capabilities(
+    accepts={ItemType.PRODUCT, ItemType.VARIANT},
+    reads={(ItemType.VARIANT, ItemType.PRODUCT), (ItemType.PRODUCT, ItemType.VARIANT)},
+    removals={ItemAction.DELETE, ItemAction.ARCHIVE},
+    test_surface=True,
+)
 
 
 class AmazonChannel:
@@ -261,7 +259,7 @@ class AmazonChannel:
     """
 
     name = "amazon"
-    capabilities = Capabilities(**_CAPABILITIES)
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
