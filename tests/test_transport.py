@@ -138,7 +138,7 @@ def test_loopback_server_and_socket_faults():
 
 
 def test_token_bucket_never_spins_on_rounding():
-    """A bucket a hair short of a token after float arithmetic grants it instead of looping."""
+    """A bucket a hair short of a token after float arithmetic waits a tiny while, never loops."""
     clock = ManualClock()
     bucket = TokenBucket(rate=3.0, burst=1.0, clock=clock)
     bucket.acquire()

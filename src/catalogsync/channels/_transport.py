@@ -44,7 +44,6 @@ __all__ = ["HttpTransport", "RetryPolicy", "TokenBucket", "Verdict", "VerdictKin
 _log = get_logger("catalogsync.channels.transport")
 
 _RETRYABLE_STATUSES: Final = frozenset({500, 502, 503, 504, 520, 522, 524})
-_EPSILON: Final = 1e-9
 
 
 @frozen
@@ -179,13 +178,10 @@ class TokenBucket:
         while True:
             with self._lock:
                 self._refill(self._clock.monotonic())
-                needed = min(tokens, self.burst)
-                # The epsilon absorbs float rounding: without it a wait too small to move a
-                # clock (a ManualClock, or a coarse monotonic clock) would spin forever.
-                if self._tokens >= needed - _EPSILON:
+                if self._tokens >= tokens or (tokens > self.burst and self._tokens >= self.burst):
                     self._tokens -= tokens
                     return waited
-                wait = (needed - self._tokens) / self.rate
+                wait = (min(tokens, self.burst) - self._tokens) / self.rate
             self._clock.sleep(wait)
             waited += wait
 
