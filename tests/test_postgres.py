@@ -19,6 +19,7 @@ from tests.conftest import require
 from catalogsync import (
     BackendError,
     Change,
+    ChangeKind,
     Counts,
     InvalidArgumentError,
     ItemType,
@@ -180,6 +181,27 @@ def test_queue_and_store_share_one_pool_and_schema(pool, schema):
 
     assert q.counts(cid) == Counts(product=1)
     assert s.list_connectors() is not None
+
+
+def test_changes_enqueued_during_replace_all_survive_it(pool, schema):
+    """A change enqueued while replace_all streams survives the commit and is not forced."""
+    q = PostgresQueue(pool, schema=schema, clock=ManualClock())
+    cid = f"c-{uuid.uuid4().hex}"
+    q.enqueue(cid, [Change("old", P)])
+
+    def fresh():
+        yield Change("new", P)
+        q.enqueue(cid, [Change("meanwhile", P), Change("new", P, ChangeKind.DELETE)])
+        # readers still see the old set, plus the changes enqueued to it
+        assert sorted(e.ref for e in q.entries(cid)) == ["meanwhile", "new", "old"]
+        yield Change("last", P)
+
+    assert q.replace_all(cid, fresh()) == 2
+    entries = {e.ref: e for e in q.entries(cid, limit=10)}
+    assert sorted(entries) == ["last", "meanwhile", "new"]
+    assert not entries["new"].force  # the user's change is newer than the refresh: it stays
+    assert entries["new"].kind is ChangeKind.DELETE
+    assert entries["last"].force
 
 
 # -- migrations -----------------------------------------------------------------------------------

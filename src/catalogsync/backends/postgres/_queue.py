@@ -15,6 +15,9 @@ Theory of operation (see docs/scaling.md for the deployment side):
 * Every statement that locks several existing rows locks them in ``(item_type, ref)`` order, so
   concurrent enqueues, acks and replace-alls cannot deadlock one another (leases skip locked rows
   and never wait).
+* A change enqueued while a ``replace_all`` is writing is kept as the user's change: the forced
+  upsert skips a row that is not forced (only a concurrent enqueue can have put it there, since
+  ``replace_all`` deleted every row first).
 * Time comes from the injected clock and travels as a parameter; ``now()`` is never used, so a
   `catalogsync.testing.ManualClock` drives visibility exactly as it does for the memory queue.
 
@@ -66,6 +69,7 @@ SELECT %(c)s, t, r, k, v, v, %(force)s, %(now)s, %(now)s
 FROM u ORDER BY t COLLATE "C", r COLLATE "C"
 ON CONFLICT (connector, item_type, ref) DO UPDATE
 SET kind = EXCLUDED.kind, version = EXCLUDED.version, force = EXCLUDED.force
+WHERE NOT (EXCLUDED.force AND NOT q.force)
 """
 
 _CLAIM = """
