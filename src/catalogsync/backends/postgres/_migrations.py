@@ -64,6 +64,130 @@ _V1 = (
     """,
     "CREATE INDEX queue_line ON {s}.queue (connector, visible_at, seq)",
     "CREATE SEQUENCE {s}.queue_version AS bigint",
+    # The lease, ack and release/extend functions. Why functions:
+    # * Plans that do not depend on statistics. A queue table is often new or just grown, and
+    #   then the planner misjudges "connector = $1 AND visible_at <= $2" as a handful of rows: it
+    #   sorts every pending row on each lease, or hash-joins the whole table to find the leased
+    #   keys. Here the claim runs with sorting off (it walks queue_line in order and stops after
+    #   p_limit rows), and the fenced writers probe the primary key once per lease (a lateral
+    #   subquery with a locking clause cannot be flattened into a hash join).
+    # * Exactness in one round trip. Each function first locks its rows and collects their
+    #   ctids, then changes them by ctid in a second statement, which (READ COMMITTED, volatile
+    #   function) takes a new snapshot and therefore sees the very row versions it locked.
+    # * Lock order. The fenced writers lock in (item_type, ref) order, like enqueue and
+    #   replace_all, so they cannot deadlock one another; the claim skips locked rows.
+    """
+    CREATE FUNCTION {s}.claim(
+        p_connector text, p_now timestamptz, p_limit integer,
+        p_owner text, p_deadline timestamptz, p_token uuid
+    ) RETURNS TABLE (
+        o_item_type text, o_ref text, o_kind text, o_version bigint,
+        o_attempts integer, o_force boolean, o_visible_at timestamptz, o_seq bigint
+    )
+    LANGUAGE plpgsql
+    SET enable_sort = off
+    AS $fn$
+    DECLARE
+        ids tid[];
+        seqs bigint[];
+        visible timestamptz[];
+    BEGIN
+        SELECT array_agg(c.id), array_agg(c.seq), array_agg(c.visible_at)
+        INTO ids, seqs, visible
+        FROM (
+            SELECT q.ctid AS id, q.seq, q.visible_at
+            FROM {s}.queue AS q
+            WHERE q.connector = p_connector AND q.visible_at <= p_now
+            ORDER BY q.visible_at, q.seq
+            LIMIT p_limit
+            FOR UPDATE SKIP LOCKED
+        ) AS c;
+        IF ids IS NULL THEN
+            RETURN;
+        END IF;
+        RETURN QUERY
+        WITH u AS (
+            UPDATE {s}.queue AS q
+            SET owner = p_owner, visible_at = p_deadline, attempts = q.attempts + 1,
+                lease_id = p_token
+            WHERE q.ctid = ANY (ids)
+            RETURNING q.item_type, q.ref, q.kind, q.version, q.attempts, q.force, q.seq
+        )
+        SELECT u.item_type, u.ref, u.kind, u.version, u.attempts, u.force, o.visible_at, u.seq
+        FROM u JOIN unnest(seqs, visible) AS o (seq, visible_at) ON o.seq = u.seq;
+    END
+    $fn$
+    """,
+    """
+    CREATE FUNCTION {s}.held(
+        p_connector text, p_now timestamptz,
+        p_types text[], p_refs text[], p_versions bigint[], p_owners text[]
+    ) RETURNS TABLE (o_id tid, o_current boolean)
+    LANGUAGE sql
+    AS $fn$
+        SELECT q.id, q.version = a.v
+        FROM (
+            SELECT * FROM unnest(p_types, p_refs, p_versions, p_owners) AS a (t, r, v, o)
+            ORDER BY a.t COLLATE "C", a.r COLLATE "C"
+        ) AS a
+        CROSS JOIN LATERAL (
+            SELECT q.ctid AS id, q.version
+            FROM {s}.queue AS q
+            WHERE q.connector = p_connector AND q.item_type = a.t AND q.ref = a.r
+                AND q.owner = a.o AND q.visible_at > p_now
+            FOR UPDATE
+        ) AS q
+    $fn$
+    """,
+    """
+    CREATE FUNCTION {s}.ack(
+        p_connector text, p_now timestamptz,
+        p_types text[], p_refs text[], p_versions bigint[], p_owners text[]
+    ) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $fn$
+    DECLARE
+        done tid[];
+        stale tid[];
+        acked bigint;
+    BEGIN
+        SELECT array_agg(h.o_id) FILTER (WHERE h.o_current),
+               array_agg(h.o_id) FILTER (WHERE NOT h.o_current)
+        INTO done, stale
+        FROM {s}.held(p_connector, p_now, p_types, p_refs, p_versions, p_owners) AS h;
+        DELETE FROM {s}.queue WHERE ctid = ANY (done);
+        GET DIAGNOSTICS acked = ROW_COUNT;
+        -- a newer version arrived while leased: back in line at once
+        UPDATE {s}.queue SET owner = NULL, visible_at = p_now, lease_id = NULL
+        WHERE ctid = ANY (stale);
+        RETURN acked;
+    END
+    $fn$
+    """,
+    """
+    CREATE FUNCTION {s}.move(
+        p_connector text, p_now timestamptz, p_at timestamptz, p_release boolean,
+        p_types text[], p_refs text[], p_versions bigint[], p_owners text[]
+    ) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $fn$
+    DECLARE
+        ids tid[];
+        moved bigint;
+    BEGIN
+        SELECT array_agg(h.o_id) INTO ids
+        FROM {s}.held(p_connector, p_now, p_types, p_refs, p_versions, p_owners) AS h;
+        IF p_release THEN
+            UPDATE {s}.queue SET owner = NULL, visible_at = p_at, lease_id = NULL
+            WHERE ctid = ANY (ids);
+        ELSE
+            UPDATE {s}.queue SET visible_at = p_at WHERE ctid = ANY (ids);
+        END IF;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        RETURN moved;
+    END
+    $fn$
+    """,
     """
     CREATE TABLE {s}.connectors (
         id      text COLLATE "C" PRIMARY KEY,

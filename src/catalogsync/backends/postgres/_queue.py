@@ -6,12 +6,15 @@ Theory of operation (see docs/scaling.md for the deployment side):
 * One row per pending ``(connector, type, ref)`` in the small hot table ``queue``. Enqueueing is
   an ``INSERT ... ON CONFLICT DO UPDATE`` that bumps ``version`` from a sequence and keeps the
   row's place in line (``visible_at``, ``seq``).
-* ``visible_at`` is both "ready since" and "leased until": a lease is one short statement,
-  ``UPDATE ... FROM (SELECT ... WHERE visible_at <= now ORDER BY visible_at, seq LIMIT n
-  FOR UPDATE SKIP LOCKED)``, committed at once. Nothing holds a transaction while the caller
-  works; a crashed worker's rows simply become visible when their deadline passes.
-* Acks, releases and extensions are fenced: they touch a row only while the same owner holds an
-  unexpired lease, and an ack deletes only the leased version (a newer version goes back in line).
+* ``visible_at`` is both "ready since" and "leased until": a lease is one short statement
+  (the ``claim`` function: ``SELECT ... WHERE visible_at <= now ORDER BY visible_at, seq LIMIT n
+  FOR UPDATE SKIP LOCKED``, then ``UPDATE`` those rows to ``visible_at = deadline``), committed at
+  once. Nothing holds a transaction while the caller works; a crashed worker's rows simply
+  become visible again when their deadline passes.
+* Acks, releases and extensions (the ``ack`` and ``move`` functions) are fenced: they touch a row
+  only while the same owner holds an unexpired lease, and an ack deletes only the leased version
+  (a newer version goes back in line at once). Why these are server-side functions is written
+  next to them in ``_migrations``: plans independent of statistics, exactness, one round trip.
 * Every statement that locks several existing rows locks them in ``(item_type, ref)`` order, so
   concurrent enqueues, acks and replace-alls cannot deadlock one another (leases skip locked rows
   and never wait).
@@ -72,20 +75,9 @@ SET kind = EXCLUDED.kind, version = EXCLUDED.version, force = EXCLUDED.force
 WHERE NOT (EXCLUDED.force AND NOT q.force)
 """
 
+# Each is one statement, committed at once; see the functions in ``_migrations``.
 _CLAIM = """
-WITH c AS (
-    SELECT item_type, ref, visible_at, seq FROM {s}.queue
-    WHERE connector = %(c)s AND visible_at <= %(now)s
-    ORDER BY visible_at, seq
-    LIMIT %(n)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE {s}.queue AS q
-SET owner = %(owner)s, visible_at = %(deadline)s, attempts = q.attempts + 1,
-    lease_id = %(token)s
-FROM c
-WHERE q.connector = %(c)s AND q.item_type = c.item_type AND q.ref = c.ref
-RETURNING q.item_type, q.ref, q.kind, q.version, q.attempts, q.force, c.visible_at, c.seq
+SELECT * FROM {s}.claim(%(c)s, %(now)s, %(n)s, %(owner)s, %(deadline)s, %(token)s)
 """
 
 _RECLAIM = """
@@ -94,57 +86,15 @@ WHERE connector = %(c)s AND lease_id = %(token)s AND owner = %(owner)s
     AND visible_at = %(deadline)s
 """
 
-# The leases of one call, locked in key order; rows no longer validly held drop out here.
-_HELD = """
-a AS (
-    SELECT * FROM unnest(%(types)s::text[], %(refs)s::text[], %(versions)s::bigint[],
-                         %(owners)s::text[]) AS a (t, r, v, o)
-), held AS (
-    SELECT q.item_type, q.ref, q.version = a.v AS current
-    FROM {s}.queue AS q JOIN a ON q.item_type = a.t AND q.ref = a.r
-    WHERE q.connector = %(c)s AND q.owner = a.o AND q.visible_at > %(now)s
-    ORDER BY q.item_type, q.ref
-    FOR UPDATE OF q
-)
+_ACK = """
+SELECT {s}.ack(%(c)s, %(now)s, %(types)s::text[], %(refs)s::text[], %(versions)s::bigint[],
+               %(owners)s::text[])
 """
 
-_ACK = (
-    "WITH"  # noqa: S608 - constant fragments; the schema is a validated identifier
-    + _HELD
-    + """
-, gone AS (
-    DELETE FROM {s}.queue AS q USING held AS h
-    WHERE q.connector = %(c)s AND q.item_type = h.item_type AND q.ref = h.ref AND h.current
-    RETURNING 1
-), back AS (
-    UPDATE {s}.queue AS q SET owner = NULL, visible_at = %(now)s, lease_id = NULL
-    FROM held AS h
-    WHERE q.connector = %(c)s AND q.item_type = h.item_type AND q.ref = h.ref AND NOT h.current
-    RETURNING 1
-)
-SELECT count(*) FROM gone
+_MOVE = """
+SELECT {s}.move(%(c)s, %(now)s, %(at)s, %(release)s, %(types)s::text[], %(refs)s::text[],
+                %(versions)s::bigint[], %(owners)s::text[])
 """
-)
-
-_RELEASE = (
-    "WITH"
-    + _HELD
-    + """
-UPDATE {s}.queue AS q SET owner = NULL, visible_at = %(at)s, lease_id = NULL
-FROM held AS h
-WHERE q.connector = %(c)s AND q.item_type = h.item_type AND q.ref = h.ref
-"""
-)
-
-_EXTEND = (
-    "WITH"
-    + _HELD
-    + """
-UPDATE {s}.queue AS q SET visible_at = %(at)s
-FROM held AS h
-WHERE q.connector = %(c)s AND q.item_type = h.item_type AND q.ref = h.ref
-"""
-)
 
 _COUNTS = "SELECT item_type, count(*) FROM {s}.queue WHERE connector = %s GROUP BY item_type"
 
@@ -213,7 +163,12 @@ def _upsert_params(
 
 
 def _held_params(
-    connector_id: str, leases: Sequence[Lease], now: datetime, at: datetime | None = None
+    connector_id: str,
+    leases: Sequence[Lease],
+    now: datetime,
+    at: datetime | None = None,
+    *,
+    release: bool = False,
 ) -> dict[str, Any]:
     # One lease per key: a caller holding two leases of one key can only hold the newest.
     latest: dict[ItemKey, Lease] = {}
@@ -234,6 +189,7 @@ def _held_params(
         "owners": [lease.owner for lease in chosen],
         "now": now,
         "at": at,
+        "release": release,
     }
 
 
@@ -297,8 +253,7 @@ class PostgresQueue:
         self._claim = db.sql(_CLAIM)
         self._reclaim = db.sql(_RECLAIM)
         self._ack = db.sql(_ACK)
-        self._release = db.sql(_RELEASE)
-        self._extend = db.sql(_EXTEND)
+        self._move = db.sql(_MOVE)
         self._counts = db.sql(_COUNTS)
         self._entries = db.sql(_ENTRIES)
         self._entries_total = db.sql(_ENTRIES_TOTAL)
@@ -410,11 +365,7 @@ class PostgresQueue:
         if not leases:
             return 0
         params = _held_params(connector_id, leases, self._clock.now())
-
-        def ack(conn: Connection[Any]) -> int:
-            row = conn.execute(self._ack, params).fetchone()
-            return int(row[0]) if row else 0
-
+        ack = self._scalar(self._ack, params)
         return self._db.run("ack", ack, retry=ack)
 
     def release(
@@ -429,9 +380,9 @@ class PostgresQueue:
         if not leases:
             return 0
         now = self._clock.now()
-        params = _held_params(connector_id, leases, now, now + delay)
-        update = self._updater(self._release, params)
-        return self._db.run("release", update, retry=update)
+        params = _held_params(connector_id, leases, now, now + delay, release=True)
+        move = self._scalar(self._move, params)
+        return self._db.run("release", move, retry=move)
 
     def extend(self, connector_id: str, leases: Sequence[Lease], *, ttl: timedelta) -> int:
         """Push the deadline of validly held *leases* to ``now + ttl`` (a heartbeat)."""
@@ -440,15 +391,17 @@ class PostgresQueue:
         if not leases:
             return 0
         now = self._clock.now()
-        params = _held_params(connector_id, leases, now, now + ttl)
-        update = self._updater(self._extend, params)
-        return self._db.run("extend", update, retry=update)
+        params = _held_params(connector_id, leases, now, now + ttl, release=False)
+        move = self._scalar(self._move, params)
+        return self._db.run("extend", move, retry=move)
 
-    def _updater(self, statement: str, params: dict[str, Any]) -> Callable[[Connection[Any]], int]:
-        def update(conn: Connection[Any]) -> int:
-            return conn.execute(statement, params).rowcount
+    @staticmethod
+    def _scalar(statement: str, params: dict[str, Any]) -> Callable[[Connection[Any]], int]:
+        def run(conn: Connection[Any]) -> int:
+            row = conn.execute(statement, params).fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
 
-        return update
+        return run
 
     # -- reads ----------------------------------------------------------------------------------
 
