@@ -19,16 +19,22 @@ import time
 import uuid
 from datetime import timedelta
 
+import psycopg
+import redis
+
 from catalogsync import Change, ItemType
+from catalogsync.backends.postgres import PostgresQueue
+from catalogsync.backends.redis import RedisQueue
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise RuntimeError(f"benchmark invariant broken: {what}")
 
 
 def make_queue(args):
     if args.backend == "postgres":
-        from catalogsync.backends.postgres import PostgresQueue
-
         return PostgresQueue(args.dsn, schema=args.schema, max_size=2)
-    from catalogsync.backends.redis import RedisQueue
-
     return RedisQueue(args.url, prefix=args.prefix)
 
 
@@ -42,7 +48,7 @@ def enqueue_rate(args, batch: int) -> float:
         for i in range(0, len(refs), batch):
             q.enqueue(cid, [Change(r, ItemType.VARIANT) for r in refs[i : i + batch]])
         elapsed = time.perf_counter() - start
-        assert q.counts(cid).total == distinct
+        check(q.counts(cid).total == distinct, "coalesced count")
         q.replace_all(cid, [])
     return args.items / elapsed
 
@@ -66,10 +72,8 @@ def lease_ack_rate(args, batch: int, workers: int) -> float:
     cid = f"bench-{uuid.uuid4().hex[:8]}"
     with make_queue(args) as q:
         for i in range(0, args.items, 5000):
-            q.enqueue(
-                cid, [Change(f"SKU-{j:07d}", ItemType.VARIANT) for j in range(i, i + 5000)]
-            )
-        assert q.counts(cid).total == args.items
+            q.enqueue(cid, [Change(f"SKU-{j:07d}", ItemType.VARIANT) for j in range(i, i + 5000)])
+        check(q.counts(cid).total == args.items, "filled count")
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     start_at = time.time() + 2.0 + 0.5 * workers
@@ -83,19 +87,15 @@ def lease_ack_rate(args, batch: int, workers: int) -> float:
     for p in procs:
         p.join()
     acked = sum(n for n, _ in outcomes)
-    assert acked == args.items, (acked, args.items)
+    check(acked == args.items, f"acked {acked} of {args.items}")
     return acked / (max(t for _, t in outcomes) - start_at)
 
 
 def cleanup(args) -> None:
     if args.backend == "postgres":
-        import psycopg
-
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{args.schema}" CASCADE')
     else:
-        import redis
-
         client = redis.Redis.from_url(args.url)
         keys = list(client.scan_iter(match="{" + args.prefix + ":*", count=1000))
         for i in range(0, len(keys), 500):
@@ -119,7 +119,9 @@ def main() -> None:
     print(f"{args.backend}: {args.items} items per measurement")
     try:
         for batch in batches:
-            print(f"  enqueue, batch {batch:>5}, 50% coalesced: {enqueue_rate(args, batch):>9,.0f} /s")
+            print(
+                f"  enqueue, batch {batch:>5}, 50% coalesced: {enqueue_rate(args, batch):>9,.0f} /s"
+            )
         for batch in batches:
             for n in workers:
                 rate = lease_ack_rate(args, batch, n)

@@ -204,6 +204,22 @@ def test_changes_enqueued_during_replace_all_survive_it(pool, schema):
     assert entries["last"].force
 
 
+def test_large_batches(pool, schema):
+    """Leases, acks and releases of thousands of entries in one call keep every guarantee."""
+    q = PostgresQueue(pool, schema=schema, clock=ManualClock())
+    cid = f"c-{uuid.uuid4().hex}"
+    q.enqueue(cid, (Change(f"R{i:05d}", P) for i in range(2600)))
+    leases = q.lease(cid, owner="w", limit=2500, ttl=TTL)
+
+    assert [lease.ref for lease in leases] == [f"R{i:05d}" for i in range(2500)]
+    assert q.extend(cid, leases, ttl=TTL * 2) == 2500
+    assert q.release(cid, leases[2000:]) == 500
+    q.enqueue(cid, [Change("R00007", P)])  # a newer version of one leased entry
+    assert q.ack(cid, leases[:2000]) == 1999
+    assert q.counts(cid) == Counts(product=601)
+    assert q.lease(cid, owner="x", limit=10, ttl=TTL)[0].ref == "R00007"
+
+
 # -- migrations -----------------------------------------------------------------------------------
 
 

@@ -446,3 +446,20 @@ def test_four_worker_processes_and_a_producer(redis_url, prefix):
         assert q.entries(cid).total == 0
     finally:
         q.close()
+
+
+def test_large_batches_cross_the_script_chunks(client, prefix):
+    """Leases, acks and releases of more than one script chunk (1000) behave like small ones."""
+    clock = ManualClock()
+    q = RedisQueue(client, prefix=prefix, clock=clock)
+    cid = f"c-{uuid.uuid4().hex}"
+    q.enqueue(cid, (Change(f"R{i:05d}", P) for i in range(2600)))
+    leases = q.lease(cid, owner="w", limit=2500, ttl=TTL)
+
+    assert [lease.ref for lease in leases] == [f"R{i:05d}" for i in range(2500)]
+    assert q.extend(cid, leases, ttl=TTL * 2) == 2500
+    assert q.release(cid, leases[2000:]) == 500
+    q.enqueue(cid, [Change("R00007", P)])  # a newer version of one leased entry
+    assert q.ack(cid, leases[:2000]) == 1999
+    assert q.counts(cid) == Counts(product=601)
+    assert q.lease(cid, owner="x", limit=10, ttl=TTL)[0].ref == "R00007"

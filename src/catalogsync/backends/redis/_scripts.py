@@ -33,6 +33,7 @@ from typing import Final
 
 
 _COMMON: Final = r"""
+local CHUNK = 1000  -- keeps unpack() far below Lua's C stack limit
 local function parse(rec)
   return string.match(rec, '^(%d+)|(%d+)|(%d+)|(%a)|(%d)|(%-?%d+)|(.*)$')
 end
@@ -106,21 +107,38 @@ if saved then
 end
 local members = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[4])
 local out = {}
-for _, m in ipairs(members) do
-  local field = string.sub(m, 17)
-  local rec = redis.call('HGET', KEYS[1], field)
-  if rec then
-    local ver, seq, att, kind, force, enq = parse(rec)
-    att = string.format('%d', tonumber(att) + 1)
-    redis.call('HSET', KEYS[1], field, pack(ver, seq, att, kind, force, enq, ARGV[3]))
-    redis.call('ZADD', KEYS[2], ARGV[2], m)
-    out[#out + 1] = field
-    out[#out + 1] = ver
-    out[#out + 1] = att
-    out[#out + 1] = kind
-    out[#out + 1] = force
-  else
-    redis.call('ZREM', KEYS[2], m)
+for first = 1, #members, CHUNK do
+  local last = math.min(first + CHUNK - 1, #members)
+  local fields = {}
+  for i = first, last do
+    fields[#fields + 1] = string.sub(members[i], 17)
+  end
+  local recs = redis.call('HMGET', KEYS[1], unpack(fields))
+  local hset, zadd, gone = {}, {}, {}
+  for j, field in ipairs(fields) do
+    local m = members[first + j - 1]
+    if recs[j] then
+      local ver, seq, att, kind, force, enq = parse(recs[j])
+      att = string.format('%d', tonumber(att) + 1)
+      hset[#hset + 1] = field
+      hset[#hset + 1] = pack(ver, seq, att, kind, force, enq, ARGV[3])
+      zadd[#zadd + 1] = ARGV[2]
+      zadd[#zadd + 1] = m
+      out[#out + 1] = field
+      out[#out + 1] = ver
+      out[#out + 1] = att
+      out[#out + 1] = kind
+      out[#out + 1] = force
+    else
+      gone[#gone + 1] = m
+    end
+  end
+  if #hset > 0 then
+    redis.call('HSET', KEYS[1], unpack(hset))
+    redis.call('ZADD', KEYS[2], unpack(zadd))
+  end
+  if #gone > 0 then
+    redis.call('ZREM', KEYS[2], unpack(gone))
   end
 end
 if #out > 0 then
@@ -130,65 +148,107 @@ return out
 """
 )
 
-#: KEYS q z n; ARGV now, then (field, version, owner) triples.
-ACK: Final = (
-    _COMMON
-    + r"""
+# The fenced writers: the leases that are still held (same owner, deadline not passed), found
+# with one HMGET and one ZMSCORE per chunk (ZMSCORE needs Redis 6.2).
+_HELD: Final = r"""
 local now = tonumber(ARGV[1])
-local acked = 0
-for i = 2, #ARGV, 3 do
-  local field = ARGV[i]
-  local rec = redis.call('HGET', KEYS[1], field)
-  if rec then
-    local ver, seq, att, kind, force, enq, owner = parse(rec)
-    if owner == ARGV[i + 2] then
-      local m = member(seq, field)
-      local score = tonumber(redis.call('ZSCORE', KEYS[2], m))
-      if score and score > now then
-        if ver == ARGV[i + 1] then
-          redis.call('HDEL', KEYS[1], field)
-          redis.call('ZREM', KEYS[2], m)
-          redis.call('HINCRBY', KEYS[3], string.sub(field, 1, 1), -1)
-          acked = acked + 1
-        else
-          -- a newer version arrived while leased: back in line at once
-          redis.call('HSET', KEYS[1], field, pack(ver, seq, att, kind, force, enq, ''))
-          redis.call('ZADD', KEYS[2], ARGV[1], m)
+local function held(first_arg, step, each)
+  local fields, rest = {}, {}
+  for i = first_arg, #ARGV, step do
+    fields[#fields + 1] = ARGV[i]
+    rest[#rest + 1] = i
+  end
+  for first = 1, #fields, CHUNK do
+    local last = math.min(first + CHUNK - 1, #fields)
+    local chunk = {}
+    for i = first, last do chunk[#chunk + 1] = fields[i] end
+    local recs = redis.call('HMGET', KEYS[1], unpack(chunk))
+    local found, members = {}, {}
+    for j, field in ipairs(chunk) do
+      if recs[j] then
+        local ver, seq, att, kind, force, enq, owner = parse(recs[j])
+        local arg = rest[first + j - 1]
+        if owner == ARGV[arg + step - 1] then
+          local m = member(seq, field)
+          members[#members + 1] = m
+          found[#found + 1] = {field, m, arg, ver, seq, att, kind, force, enq}
+        end
+      end
+    end
+    if #members > 0 then
+      local scores = redis.call('ZMSCORE', KEYS[2], unpack(members))
+      for j, f in ipairs(found) do
+        local score = tonumber(scores[j])
+        if score and score > now then
+          each(f)
         end
       end
     end
   end
 end
-return acked
+"""
+
+#: KEYS q z n; ARGV now, then (field, version, owner) triples.
+ACK: Final = (
+    _COMMON
+    + _HELD
+    + r"""
+local hdel, zrem, hset, zadd, dec = {}, {}, {}, {}, {}
+held(2, 3, function(f)
+  local field, m, arg, ver = f[1], f[2], f[3], f[4]
+  if ver == ARGV[arg + 1] then
+    hdel[#hdel + 1] = field
+    zrem[#zrem + 1] = m
+    local code = string.sub(field, 1, 1)
+    dec[code] = (dec[code] or 0) + 1
+  else
+    -- a newer version arrived while leased: back in line at once
+    hset[#hset + 1] = field
+    hset[#hset + 1] = pack(ver, f[5], f[6], f[7], f[8], f[9], '')
+    zadd[#zadd + 1] = ARGV[1]
+    zadd[#zadd + 1] = m
+  end
+end)
+for first = 1, #hdel, CHUNK do
+  local last = math.min(first + CHUNK - 1, #hdel)
+  redis.call('HDEL', KEYS[1], unpack(hdel, first, last))
+  redis.call('ZREM', KEYS[2], unpack(zrem, first, last))
+end
+for first = 1, #hset, 2 * CHUNK do
+  local last = math.min(first + 2 * CHUNK - 1, #hset)
+  redis.call('HSET', KEYS[1], unpack(hset, first, last))
+  redis.call('ZADD', KEYS[2], unpack(zadd, first, last))
+end
+for code, n in pairs(dec) do
+  redis.call('HINCRBY', KEYS[3], code, -n)
+end
+return #hdel
 """
 )
 
 #: KEYS q z; ARGV now at mode ('release' or 'extend'), then (field, owner) pairs.
 MOVE: Final = (
     _COMMON
+    + _HELD
     + r"""
-local now = tonumber(ARGV[1])
 local release = ARGV[3] == 'release'
-local moved = 0
-for i = 4, #ARGV, 2 do
-  local field = ARGV[i]
-  local rec = redis.call('HGET', KEYS[1], field)
-  if rec then
-    local ver, seq, att, kind, force, enq, owner = parse(rec)
-    if owner == ARGV[i + 1] then
-      local m = member(seq, field)
-      local score = tonumber(redis.call('ZSCORE', KEYS[2], m))
-      if score and score > now then
-        if release then
-          redis.call('HSET', KEYS[1], field, pack(ver, seq, att, kind, force, enq, ''))
-        end
-        redis.call('ZADD', KEYS[2], ARGV[2], m)
-        moved = moved + 1
-      end
-    end
+local hset, zadd = {}, {}
+held(4, 2, function(f)
+  if release then
+    hset[#hset + 1] = f[1]
+    hset[#hset + 1] = pack(f[4], f[5], f[6], f[7], f[8], f[9], '')
   end
+  zadd[#zadd + 1] = ARGV[2]
+  zadd[#zadd + 1] = f[2]
+end)
+for first = 1, #zadd, 2 * CHUNK do
+  local last = math.min(first + 2 * CHUNK - 1, #zadd)
+  if release then
+    redis.call('HSET', KEYS[1], unpack(hset, first, last))
+  end
+  redis.call('ZADD', KEYS[2], unpack(zadd, first, last))
 end
-return moved
+return #zadd / 2
 """
 )
 
