@@ -64,7 +64,7 @@ REPLACE_CHUNK: Final = 5000
 _UPSERT = """
 WITH u AS MATERIALIZED (
     SELECT t, r, k, nextval('{s}.queue_version') AS v
-    FROM unnest(%(types)s::text[], %(refs)s::text[], %(kinds)s::text[]) AS u (t, r, k)
+    FROM unnest(%(types)b::text[], %(refs)b::text[], %(kinds)b::text[]) AS u (t, r, k)
 )
 INSERT INTO {s}.queue AS q
     (connector, item_type, ref, kind, version, seq, force, visible_at, enqueued_at)
@@ -87,13 +87,13 @@ WHERE connector = %(c)s AND lease_id = %(token)s AND owner = %(owner)s
 """
 
 _ACK = """
-SELECT {s}.ack(%(c)s, %(now)s, %(types)s::text[], %(refs)s::text[], %(versions)s::bigint[],
-               %(owners)s::text[])
+SELECT {s}.ack(%(c)s, %(now)s, %(types)b::text[], %(refs)b::text[], %(versions)b::bigint[],
+               %(owners)b::text[])
 """
 
 _MOVE = """
-SELECT {s}.move(%(c)s, %(now)s, %(at)s, %(release)s, %(types)s::text[], %(refs)s::text[],
-                %(versions)s::bigint[], %(owners)s::text[])
+SELECT {s}.move(%(c)s, %(now)s, %(at)s, %(release)s, %(types)b::text[], %(refs)b::text[],
+                %(versions)b::bigint[], %(owners)b::text[])
 """
 
 _COUNTS = "SELECT item_type, count(*) FROM {s}.queue WHERE connector = %s GROUP BY item_type"
@@ -105,17 +105,18 @@ WHERE connector = %(c)s
     AND (%(p)s::text IS NULL OR ref LIKE %(p)s::text ESCAPE '\\')
 """
 
+_ENTRIES_TOTAL = "SELECT count(*)" + _ENTRIES_WHERE
+
 _ENTRIES = (
     """
 SELECT item_type, ref, kind, version, attempts, force, enqueued_at,
     CASE WHEN owner IS NOT NULL AND visible_at > %(now)s THEN visible_at END,
-    count(*) OVER ()
-"""
+    ("""
+    + _ENTRIES_TOTAL
+    + ")"
     + _ENTRIES_WHERE
     + "ORDER BY visible_at, seq OFFSET %(o)s LIMIT %(l)s"
 )
-
-_ENTRIES_TOTAL = "SELECT count(*)" + _ENTRIES_WHERE
 
 _LOCK_ALL = """
 SELECT count(*) FROM (

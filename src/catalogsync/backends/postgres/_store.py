@@ -110,7 +110,7 @@ SET status = %(status)s,
     pending_category = CASE WHEN %(finished)s THEN 0 ELSE pending_category END,
     pending_product = CASE WHEN %(finished)s THEN 0 ELSE pending_product END,
     pending_variant = CASE WHEN %(finished)s THEN 0 ELSE pending_variant END
-WHERE id = %(id)s AND status = ANY(%(expected)s::text[])
+WHERE id = %(id)s AND status = ANY(%(expected)b::text[])
 """
 
 _START_ITERATION = """
@@ -137,8 +137,8 @@ _UPSERT_STATUSES = """
 INSERT INTO {s}.item_statuses AS s
     (event_id, item_type, ref, connector_id, state, updated_at, detail)
 SELECT e, t, r, c, st, u, d::json
-FROM unnest(%(e)s::text[], %(t)s::text[], %(r)s::text[], %(c)s::text[], %(st)s::text[],
-            %(u)s::timestamptz[], %(d)s::text[]) AS x (e, t, r, c, st, u, d)
+FROM unnest(%(e)b::text[], %(t)b::text[], %(r)b::text[], %(c)b::text[], %(st)b::text[],
+            %(u)b::timestamptz[], %(d)b::text[]) AS x (e, t, r, c, st, u, d)
 ORDER BY e COLLATE "C", t COLLATE "C", r COLLATE "C"
 ON CONFLICT (event_id, item_type, ref) DO UPDATE
 SET connector_id = EXCLUDED.connector_id, state = EXCLUDED.state,
@@ -147,20 +147,20 @@ SET connector_id = EXCLUDED.connector_id, state = EXCLUDED.state,
 
 _UNLINK = """
 DELETE FROM {s}.sent_links AS l
-USING unnest(%(c)s::text[], %(t)s::text[], %(r)s::text[]) AS x (c, t, r)
+USING unnest(%(c)b::text[], %(t)b::text[], %(r)b::text[]) AS x (c, t, r)
 WHERE l.connector_id = x.c AND l.child_type = x.t AND l.child_ref = x.r
 """
 
 _FORGET = """
 DELETE FROM {s}.sent_states AS s
-USING unnest(%(c)s::text[], %(t)s::text[], %(r)s::text[]) AS x (c, t, r)
+USING unnest(%(c)b::text[], %(t)b::text[], %(r)b::text[]) AS x (c, t, r)
 WHERE s.connector_id = x.c AND s.item_type = x.t AND s.ref = x.r
 """
 
 _UPSERT_STATES = """
 INSERT INTO {s}.sent_states AS s (connector_id, item_type, ref, data)
 SELECT c, t, r, d::json
-FROM unnest(%(c)s::text[], %(t)s::text[], %(r)s::text[], %(d)s::text[]) AS x (c, t, r, d)
+FROM unnest(%(c)b::text[], %(t)b::text[], %(r)b::text[], %(d)b::text[]) AS x (c, t, r, d)
 ORDER BY c COLLATE "C", t COLLATE "C", r COLLATE "C"
 ON CONFLICT (connector_id, item_type, ref) DO UPDATE SET data = EXCLUDED.data
 """
@@ -168,7 +168,7 @@ ON CONFLICT (connector_id, item_type, ref) DO UPDATE SET data = EXCLUDED.data
 _LINK = """
 INSERT INTO {s}.sent_links (connector_id, child_type, parent_ref, child_ref)
 SELECT c, t, p, r
-FROM unnest(%(c)s::text[], %(t)s::text[], %(p)s::text[], %(r)s::text[]) AS x (c, t, p, r)
+FROM unnest(%(c)b::text[], %(t)b::text[], %(p)b::text[], %(r)b::text[]) AS x (c, t, p, r)
 ON CONFLICT DO NOTHING
 """
 
@@ -288,11 +288,11 @@ class PostgresStore:
             "event": sql(f"SELECT {_EVENT_COLUMNS} FROM {{s}}.events WHERE id = %s"),  # noqa: S608 - constant columns
             "active": sql(
                 f"SELECT {_EVENT_COLUMNS} FROM {{s}}.events"  # noqa: S608 - constant columns
-                " WHERE connector_id = %s AND status = ANY(%s::text[])"
+                " WHERE connector_id = %s AND status = ANY(%b::text[])"
             ),
             "iterations": sql(
                 f"SELECT {_ITERATION_COLUMNS} FROM {{s}}.iterations"  # noqa: S608 - constant columns
-                " WHERE event_id = ANY(%s::text[]) ORDER BY event_id, number"
+                " WHERE event_id = ANY(%b::text[]) ORDER BY event_id, number"
             ),
             "status": sql("SELECT status FROM {s}.events WHERE id = %s"),
             "transition": sql(_TRANSITION),
@@ -315,11 +315,11 @@ class PostgresStore:
             "link": sql(_LINK),
             "sent_states": sql(
                 "SELECT ref, data FROM {s}.sent_states"
-                " WHERE connector_id = %s AND item_type = %s AND ref = ANY(%s::text[])"
+                " WHERE connector_id = %s AND item_type = %s AND ref = ANY(%b::text[])"
             ),
             "sent_children": sql(
                 "SELECT parent_ref, child_ref FROM {s}.sent_links"
-                " WHERE connector_id = %s AND child_type = %s AND parent_ref = ANY(%s::text[])"
+                " WHERE connector_id = %s AND child_type = %s AND parent_ref = ANY(%b::text[])"
                 " ORDER BY parent_ref, child_ref"
             ),
             "status_counts": sql(
@@ -555,11 +555,11 @@ class PostgresStore:
             where.append("started_at < %(until)s")
             params["until"] = query.until
         condition = " WHERE " + " AND ".join(where) if where else ""
+        total_statement = self._db.sql(f"SELECT count(*) FROM {{s}}.events{condition}")  # noqa: S608 - constant fragments, values are parameters
         statement = self._db.sql(
-            f"SELECT {_EVENT_COLUMNS}, count(*) OVER () FROM {{s}}.events{condition}"  # noqa: S608 - constant fragments, values are parameters
+            f"SELECT {_EVENT_COLUMNS}, ({total_statement}) FROM {{s}}.events{condition}"  # noqa: S608 - as above
             " ORDER BY started_at DESC, id DESC OFFSET %(o)s LIMIT %(l)s"
         )
-        total_statement = self._db.sql(f"SELECT count(*) FROM {{s}}.events{condition}")  # noqa: S608 - as above
 
         def get(conn: Connection[Any]) -> tuple[list[SyncEvent], int]:
             rows = conn.execute(statement, params).fetchall()
@@ -818,11 +818,13 @@ class PostgresStore:
     ) -> tuple[list[Any], int]:
         condition = " WHERE " + " AND ".join(where) if where else ""
         width = len(columns)
+        total_statement = self._db.sql(f"SELECT count(*) {from_clause}{condition}")
+        # The total as an uncorrelated subquery (computed once): a window count would make the
+        # page query read and sort every matching row instead of stopping after the page.
         statement = self._db.sql(
-            f"SELECT {', '.join(columns)}, count(*) OVER () {from_clause}{condition}"
+            f"SELECT {', '.join(columns)}, ({total_statement}) {from_clause}{condition}"
             f"{_STATUS_ORDER} OFFSET %(o)s LIMIT %(l)s"
         )
-        total_statement = self._db.sql(f"SELECT count(*) {from_clause}{condition}")
 
         def get(conn: Connection[Any]) -> tuple[list[Any], int]:
             rows = conn.execute(statement, params).fetchall()
