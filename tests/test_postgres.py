@@ -731,3 +731,75 @@ def test_four_worker_processes_and_a_producer(pg_dsn, schema):
         assert q.entries(cid).total == 0
     finally:
         q.close()
+
+
+# -- store specifics ------------------------------------------------------------------------------
+
+
+def _event(connector_id, clock, **kw):
+    from catalogsync import EventStatus, SyncEvent, Trigger
+    from catalogsync._models import ConfigSnapshot, ConnectorParams
+
+    kw.setdefault("status", EventStatus.IN_PROGRESS)
+    return SyncEvent(
+        f"e-{uuid.uuid4().hex}",
+        connector_id,
+        Trigger.INCREMENTAL,
+        started_at=clock.now(),
+        snapshot=ConfigSnapshot(ConnectorParams(), "shopify"),
+        **kw,
+    )
+
+
+def test_transition_cannot_make_a_second_active_event(pool, schema):
+    """Reviving a finished event while another is active is a ConflictError, nothing changes."""
+    from catalogsync import ConflictError, EventStatus
+
+    clock = ManualClock()
+    store = PostgresStore(pool, schema=schema, clock=clock)
+    cid = f"c-{uuid.uuid4().hex}"
+    old, _ = store.open_event(_event(cid, clock))
+    store.transition(
+        old.id, expected={EventStatus.IN_PROGRESS}, status=EventStatus.COMPLETED, at=clock.now()
+    )
+    current, created = store.open_event(_event(cid, clock))
+    assert created
+
+    with pytest.raises(ConflictError):
+        store.transition(
+            old.id, expected={EventStatus.COMPLETED}, status=EventStatus.PAUSED, at=clock.now()
+        )
+    assert store.event_status(old.id) is EventStatus.COMPLETED
+    assert store.active_event(cid).id == current.id  # type: ignore[union-attr]
+
+
+def test_event_status_is_cheap_and_typed(pool, schema):
+    """event_status reads one column; unknown ids raise NotFoundError."""
+    from catalogsync import EventStatus, NotFoundError
+
+    clock = ManualClock()
+    store = PostgresStore(pool, schema=schema, clock=clock)
+    event, _ = store.open_event(_event(f"c-{uuid.uuid4().hex}", clock))
+
+    assert store.event_status(event.id) is EventStatus.IN_PROGRESS
+    with pytest.raises(NotFoundError):
+        store.event_status("nope\x00")
+
+
+def test_store_refuses_nul_in_references(pool, schema):
+    """A status ref with a NUL is a typed error; free text with a NUL round-trips."""
+    from catalogsync import GeneralError, ItemState, ItemStatus
+    from catalogsync.typing import ItemRecord
+
+    clock = ManualClock()
+    store = PostgresStore(pool, schema=schema, clock=clock)
+    event, _ = store.open_event(_event(f"c-{uuid.uuid4().hex}", clock))
+    it = store.start_iteration(event.id, worker="w", at=clock.now())
+    bad = ItemStatus(event.id, event.connector_id, "P\x001", P, ItemState.DONE, clock.now())
+    zero = {"synchronized": Counts(), "failed": Counts(), "unchanged": Counts()}
+
+    with pytest.raises(InvalidArgumentError) as info:
+        store.commit(it, [ItemRecord(bad)], skipped=Counts(), **zero)
+    assert info.value.field == "ItemStatus.ref"
+    store.add_errors(event.id, [GeneralError("bad\x00byte")])
+    assert store.get_event(event.id).errors[0].message == "bad\x00byte"
