@@ -475,6 +475,11 @@ class PostgresQueue:
         `REPLACE_CHUNK` as the iterable streams. Readers see the old set until the commit.
         Not retried on a lost connection: the iterable was consumed, so a retryable
         `BackendError` tells the caller to call again.
+
+        The transaction stays open while the iterable produces each chunk: a server-side
+        ``idle_in_transaction_session_timeout`` must exceed that time. Enqueues of entries that
+        were pending wait until the swap commits, so do not enqueue to *connector_id* from
+        inside *changes*.
         """
         connector_id = _check_connector(connector_id)
         now = self._clock.now()
