@@ -261,9 +261,13 @@ class Database:
                 self._check_schema()
 
     def _check_schema(self) -> None:
-        from ._migrations import SCHEMA_VERSION, apply_migrations, read_version  # noqa: PLC0415
+        from ._migrations import SCHEMA_VERSION, read_version  # noqa: PLC0415
 
-        current = self._run("schema check", lambda conn: read_version(self, conn), None)
+        # Both steps may run twice: the read trivially, the migration under its advisory lock.
+        def read(conn: Connection[Any]) -> int:
+            return read_version(self, conn)
+
+        current = self._run("schema check", read, read)
         if current > SCHEMA_VERSION:
             raise too_new(self.schema, current, SCHEMA_VERSION)
         if current < SCHEMA_VERSION:
@@ -272,15 +276,18 @@ class Database:
                     f"the catalogsync schema {self.schema!r} is at version {current}, this "
                     f"catalogsync needs version {SCHEMA_VERSION}: run migrate() first"
                 )
-            self._run("migration", lambda conn: apply_migrations(self, conn), None)
+            self._run("migration", self._migrate_on, self._migrate_on)
         self._ready = True
+
+    def _migrate_on(self, conn: Connection[Any]) -> int:
+        from ._migrations import apply_migrations  # noqa: PLC0415
+
+        return apply_migrations(self, conn)
 
     def migrate(self) -> int:
         """Bring the schema up to date now; return its version."""
-        from ._migrations import apply_migrations  # noqa: PLC0415
-
         with self._ready_lock:
-            version = self._run("migration", lambda conn: apply_migrations(self, conn), None)
+            version = self._run("migration", self._migrate_on, self._migrate_on)
             self._ready = True
             return version
 

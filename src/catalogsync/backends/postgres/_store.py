@@ -368,7 +368,8 @@ class PostgresStore:
     def _json(self, value: Any) -> str:
         return json.dumps(self._conv.unstructure(value), separators=(",", ":"), ensure_ascii=False)
 
-    def _read(self, action: str, fn: Callable[[Connection[Any]], Any]) -> Any:
+    def _retried(self, action: str, fn: Callable[[Connection[Any]], Any]) -> Any:
+        """Run *fn*, once more after a lost connection (only for work that may repeat)."""
         return self._db.run(action, fn, retry=fn)
 
     def _event_from(self, row: Sequence[Any], iterations: Sequence[Iteration]) -> SyncEvent:
@@ -428,7 +429,7 @@ class PostgresStore:
         def save(conn: Connection[Any]) -> None:
             conn.execute(self._sql["save_connector"], params)
 
-        self._read("save_connector", save)
+        self._retried("save_connector", save)
 
     def get_connector(self, connector_id: str) -> Connector:
         """Return a connector. Raises `NotFoundError`."""
@@ -436,7 +437,7 @@ class PostgresStore:
         def get(conn: Connection[Any]) -> Any:
             return conn.execute(self._sql["get_connector"], [connector_id]).fetchone()
 
-        row = self._read("get_connector", get) if "\x00" not in connector_id else None
+        row = self._retried("get_connector", get) if "\x00" not in connector_id else None
         if row is None:
             raise NotFoundError(f"no connector {connector_id!r}")
         connector: Connector = self._conv.structure(row[0], Connector)
@@ -448,7 +449,7 @@ class PostgresStore:
         def get(conn: Connection[Any]) -> list[Any]:
             return conn.execute(self._sql["list_connectors"]).fetchall()
 
-        return [self._conv.structure(row[0], Connector) for row in self._read("connectors", get)]
+        return [self._conv.structure(row[0], Connector) for row in self._retried("connectors", get)]
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -499,7 +500,7 @@ class PostgresStore:
                     # After a lost connection, the event found may be the one we inserted.
                     return current, current.id == event.id
 
-        result: tuple[SyncEvent, bool] = self._read("open_event", open_)
+        result: tuple[SyncEvent, bool] = self._retried("open_event", open_)
         return result
 
     def get_event(self, event_id: str) -> SyncEvent:
@@ -509,7 +510,7 @@ class PostgresStore:
             rows = conn.execute(self._sql["event"], [event_id]).fetchall()
             return self._events_with_iterations(conn, rows)
 
-        events = self._read("get_event", get) if "\x00" not in event_id else []
+        events = self._retried("get_event", get) if "\x00" not in event_id else []
         if not events:
             raise NotFoundError(f"no event {event_id!r}")
         event: SyncEvent = events[0]
@@ -521,7 +522,7 @@ class PostgresStore:
         def get(conn: Connection[Any]) -> Any:
             return conn.execute(self._sql["status"], [event_id]).fetchone()
 
-        row = self._read("event_status", get) if "\x00" not in event_id else None
+        row = self._retried("event_status", get) if "\x00" not in event_id else None
         if row is None:
             raise NotFoundError(f"no event {event_id!r}")
         return EventStatus(row[0])
@@ -533,7 +534,7 @@ class PostgresStore:
             rows = conn.execute(self._sql["active"], [connector_id, _ACTIVE]).fetchall()
             return self._events_with_iterations(conn, rows)
 
-        events = self._read("active_event", get) if "\x00" not in connector_id else []
+        events = self._retried("active_event", get) if "\x00" not in connector_id else []
         return events[0] if events else None
 
     def events(self, query: EventQuery) -> Page[SyncEvent]:
@@ -570,7 +571,7 @@ class PostgresStore:
 
         if query.connector_id is not None and "\x00" in query.connector_id:
             return Page((), 0, query.offset, query.limit)
-        events, total = self._read("events", get)
+        events, total = self._retried("events", get)
         return Page(tuple(events), total, query.offset, query.limit)
 
     def transition(
@@ -654,7 +655,7 @@ class PostgresStore:
         def update(conn: Connection[Any]) -> int:
             return conn.execute(self._sql["set_pending"], params).rowcount
 
-        if "\x00" in event_id or not self._read("set_pending", update):
+        if "\x00" in event_id or not self._retried("set_pending", update):
             raise NotFoundError(f"no event {event_id!r}")
 
     # -- iterations and batches -----------------------------------------------------------------
@@ -770,7 +771,7 @@ class PostgresStore:
         def update(conn: Connection[Any]) -> int:
             return conn.execute(self._sql["finish_iteration"], params).rowcount
 
-        if "\x00" in iteration.id or not self._read("finish_iteration", update):
+        if "\x00" in iteration.id or not self._retried("finish_iteration", update):
             raise NotFoundError(f"no iteration {iteration.id!r}")
 
     def sent_states(
@@ -787,7 +788,7 @@ class PostgresStore:
 
         return {
             ref: self._conv.structure(data, SentState)
-            for ref, data in self._read("sent_states", get)
+            for ref, data in self._retried("sent_states", get)
         }
 
     def sent_children(
@@ -802,7 +803,7 @@ class PostgresStore:
             def get(conn: Connection[Any]) -> list[Any]:
                 return conn.execute(self._sql["sent_children"], params).fetchall()
 
-            for parent, child in self._read("sent_children", get):
+            for parent, child in self._retried("sent_children", get):
                 out[parent].append(child)
         return {p: tuple(children) for p, children in out.items()}
 
@@ -833,7 +834,7 @@ class PostgresStore:
             row = conn.execute(total_statement, params).fetchone()
             return [], int(row[0]) if row else 0
 
-        result: tuple[list[Any], int] = self._read(action, get)
+        result: tuple[list[Any], int] = self._retried(action, get)
         return result
 
     @staticmethod
@@ -892,7 +893,7 @@ class PostgresStore:
 
         tally: dict[str, dict[ItemType, int]] = {"done": {}, "error": {}}
         if "\x00" not in event_id:
-            for state, item_type, n in self._read("status_counts", get):
+            for state, item_type, n in self._retried("status_counts", get):
                 tally[state][ItemType(item_type)] = int(n)
         return StatusCounts(done=Counts.of(tally["done"]), error=Counts.of(tally["error"]))
 
@@ -904,7 +905,7 @@ class PostgresStore:
 
         if "\x00" in event_id:
             return []
-        return [(ItemType(t), ref) for t, ref in self._read("failed_keys", get)]
+        return [(ItemType(t), ref) for t, ref in self._retried("failed_keys", get)]
 
     def history(self, query: HistoryQuery) -> Page[HistoryRecord]:
         """Return item statuses across connectors, newest first, with platform and account."""
