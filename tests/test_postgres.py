@@ -141,12 +141,22 @@ def test_dsn_or_pool_is_checked():
 
 def test_repr_never_shows_the_dsn():
     """The repr names the schema only: a DSN may carry a password."""
-    q = PostgresQueue("postgresql://app:hunter2@127.0.0.1:1/db", schema="shop", timeout=1)
-    try:
+    with PostgresQueue("postgresql://app:hunter2@127.0.0.1:1/db", schema="shop") as q:
         assert "hunter2" not in repr(q)
         assert repr(q) == "PostgresQueue(schema='shop')"
-    finally:
-        q.close()
+
+
+def test_construction_connects_nothing_and_failures_are_retryable():
+    """A DSN backend connects on first use; no server is retryable; after close() calls fail."""
+    q = PostgresStore("postgresql://app@127.0.0.1:1/db", timeout=0.5)
+    assert q._db.pool.closed
+    with pytest.raises(BackendError) as info:
+        q.list_connectors()
+    assert info.value.retryable
+    q.close()
+    with pytest.raises(BackendError, match="closed") as info:
+        q.list_connectors()
+    assert not info.value.retryable
 
 
 def test_owned_pool_is_closed_and_a_passed_pool_is_not(pg_dsn, pool, schemas):
@@ -600,9 +610,7 @@ class OffsetClock:
 
 
 def test_connections_killed_during_a_run_lose_nothing(pg_dsn, app_pool, schema):
-    """Backends killed every few ms while a worker runs: errors are retryable, nothing is lost,
-    nothing is acked twice or delivered after its ack.
-    """
+    """Backends killed every 15 ms under a worker: retryable errors only, no loss, no double ack."""
     q = PostgresQueue(app_pool, schema=schema, clock=OffsetClock(timedelta(0)))
     cid = f"c-{uuid.uuid4().hex}"
     refs = [f"R{i:04d}" for i in range(600)]
@@ -703,9 +711,7 @@ def check_deliveries(results: list[dict], refs: list[str]) -> None:
 
 
 def test_four_worker_processes_and_a_producer(pg_dsn, schema):
-    """4 processes lease+ack while another enqueues (with re-enqueues): every change delivered,
-    none twice, counts consistent throughout and zero at the end.
-    """
+    """4 workers and a producer: every change delivered once, counts consistent, queue drained."""
     cid = f"c-{uuid.uuid4().hex}"
     refs = [f"R{i:04d}" for i in range(1200)]
     produced = refs + refs[:300]  # the re-enqueued ones coalesce, some while leased

@@ -244,9 +244,7 @@ def test_failed_replace_all_leaves_the_old_set(client, prefix):
 
 
 def test_concurrent_replace_all_supersedes(client, prefix):
-    """A replace_all overtaken by another one of the same connector raises ConflictError;
-    the later one wins whole.
-    """
+    """A replace_all overtaken by another of its connector raises ConflictError; the later wins."""
     q = RedisQueue(client, prefix=prefix, clock=ManualClock())
     cid = f"c-{uuid.uuid4().hex}"
 
@@ -351,9 +349,7 @@ def test_killed_idle_connection_is_replaced(redis_url, client, prefix):
 
 
 def test_connections_killed_during_a_run_lose_nothing(redis_url, client, prefix):
-    """CLIENT KILL every few ms while a worker runs: errors are retryable, nothing is lost,
-    nothing is acked twice or delivered after its ack.
-    """
+    """CLIENT KILL every 5 ms under a worker: retryable errors only, no loss, no double ack."""
     c, name = _own_client(redis_url)
     q = RedisQueue(c, prefix=prefix)
     cid = f"c-{uuid.uuid4().hex}"
@@ -416,9 +412,7 @@ def test_connections_killed_during_a_run_lose_nothing(redis_url, client, prefix)
 
 
 def test_four_worker_processes_and_a_producer(redis_url, prefix):
-    """4 processes lease+ack while another enqueues (with re-enqueues): every change delivered,
-    none twice, counts consistent throughout and zero at the end.
-    """
+    """4 workers and a producer: every change delivered once, counts consistent, queue drained."""
     from tests.test_postgres import check_deliveries, run_processes
 
     cid = f"c-{uuid.uuid4().hex}"

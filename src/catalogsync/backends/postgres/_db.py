@@ -145,6 +145,8 @@ class Database:
         self._quoted = f'"{self.schema}"'
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._open_lock = threading.Lock()
+        self._closed = False
         if isinstance(dsn_or_pool, str):
             if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
                 raise InvalidArgumentError("max_size must be an int >= 1", field="max_size")
@@ -155,7 +157,7 @@ class Database:
                 timeout=timeout,
                 kwargs={"autocommit": True},
                 name=f"catalogsync-{self.schema}",
-                open=True,
+                open=False,  # opened on first use: constructing a backend connects nothing
             )
             self.owns_pool = True
         elif isinstance(dsn_or_pool, pool_module.ConnectionPool):
@@ -167,6 +169,7 @@ class Database:
                 f"got {type(dsn_or_pool).__name__}",
                 field="dsn_or_pool",
             )
+        self._needs_open = self.owns_pool
 
     # -- SQL ---------------------------------------------------------------------------------
 
@@ -234,6 +237,8 @@ class Database:
         fn: Callable[[Connection[Any]], T],
         retry: Callable[[Connection[Any]], T] | None,
     ) -> T:
+        if self._needs_open or self._closed:
+            self._open(action)
         try:
             return self._attempt(fn)
         except _LostConnectionError as lost:
@@ -291,10 +296,21 @@ class Database:
             self._ready = True
             return version
 
+    def _open(self, action: str) -> None:
+        with self._open_lock:
+            if self._closed:
+                raise BackendError(f"PostgreSQL {action} failed: the backend was closed")
+            if self._needs_open:
+                self.pool.open()
+                self._needs_open = False
+
     def close(self) -> None:
-        """Close the pool if this object owns it."""
-        if self.owns_pool:
-            self.pool.close()
+        """Close the pool if this object owns it; later calls raise `BackendError`."""
+        with self._open_lock:
+            if self.owns_pool and not self._closed:
+                self._closed = True
+                self._needs_open = False
+                self.pool.close()
 
 
 def too_new(schema: str, found: int, known: int) -> SchemaVersionError:
