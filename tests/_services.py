@@ -13,10 +13,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+
+from catalogsync import SystemClock
 
 
 PG_DEFAULTS = (
@@ -68,6 +72,69 @@ def redis_server() -> tuple[str | None, str]:
 def spawn(config: dict) -> list[str]:
     """The command line of one worker process."""
     return [sys.executable, str(Path(__file__).resolve()), json.dumps(config)]
+
+
+# -- shared by the PostgreSQL and Redis tests ------------------------------------------------------
+
+
+class OffsetClock:
+    """The system clock, shifted: lets a test look past lease deadlines without waiting."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self._clock = SystemClock()
+        self.offset = offset
+
+    def now(self):
+        return self._clock.now() + self.offset
+
+    def monotonic(self):
+        return self._clock.monotonic()
+
+    def sleep(self, seconds):
+        self._clock.sleep(seconds)
+
+
+def run_processes(base: dict, *, workers: int, refs: list[str], monitor) -> list[dict]:
+    """One producer and *workers* lease+ack processes; *monitor* is called while they run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = str(Path(tmp) / "produced")
+        start_at = time.time() + 3.0
+        common = {**base, "done_file": done, "start_at": start_at}
+        producer = {**common, "role": "produce", "refs": refs, "batch": 50, "pause": 0.005}
+        configs = [producer] + [
+            {**common, "role": "work", "owner": f"w{i}", "limit": 20, "ttl": 120}
+            for i in range(workers)
+        ]
+        procs = [
+            subprocess.Popen(spawn(c), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for c in configs
+        ]
+        try:
+            while any(p.poll() is None for p in procs):
+                monitor()
+                time.sleep(0.05)
+            outs = [p.communicate(timeout=60) for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+    assert [p.returncode for p in procs] == [0] * len(procs), [err for _, err in outs]
+    return [json.loads(out) for out, _ in outs]
+
+
+def check_deliveries(results: list[dict], refs: list[str]) -> None:
+    """Every change delivered, no (ref, version) delivered twice, the last version of each acked."""
+    deliveries: dict[tuple[str, int], int] = {}
+    last: dict[str, tuple[int, int]] = {}
+    for result in results[1:]:
+        for ref, version, acked in result["records"]:
+            deliveries[(ref, version)] = deliveries.get((ref, version), 0) + 1
+            assert acked in (0, 1)
+            if ref not in last or version > last[ref][0]:
+                last[ref] = (version, acked)
+    assert max(deliveries.values()) == 1  # no version handed to two workers, none acked twice
+    assert set(last) == set(refs)
+    assert all(acked == 1 for _, acked in last.values())  # the newest version was acked
 
 
 # -- worker processes ----------------------------------------------------------------------------

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from tests._services import postgres, spawn
+from tests._services import OffsetClock, check_deliveries, postgres, run_processes, spawn
 from tests.conftest import require
 
 from catalogsync import (
@@ -590,25 +588,6 @@ def test_open_event_retry_recognises_its_own_event(pool, schema, monkeypatch):
     assert opened.id == event.id
 
 
-class OffsetClock:
-    """The system clock, shifted: lets a test look past lease deadlines without waiting."""
-
-    def __init__(self, offset: timedelta) -> None:
-        from catalogsync import SystemClock
-
-        self._clock = SystemClock()
-        self.offset = offset
-
-    def now(self):
-        return self._clock.now() + self.offset
-
-    def monotonic(self):
-        return self._clock.monotonic()
-
-    def sleep(self, seconds):
-        self._clock.sleep(seconds)
-
-
 def test_connections_killed_during_a_run_lose_nothing(pg_dsn, app_pool, schema):
     """Backends killed every 15 ms under a worker: retryable errors only, no loss, no double ack."""
     q = PostgresQueue(app_pool, schema=schema, clock=OffsetClock(timedelta(0)))
@@ -665,49 +644,6 @@ def test_connections_killed_during_a_run_lose_nothing(pg_dsn, app_pool, schema):
 
 
 # -- several processes ----------------------------------------------------------------------------
-
-
-def run_processes(base: dict, *, workers: int, refs: list[str], monitor) -> list[dict]:
-    """One producer and *workers* lease+ack processes; *monitor* is called while they run."""
-    with tempfile.TemporaryDirectory() as tmp:
-        done = str(Path(tmp) / "produced")
-        start_at = time.time() + 3.0
-        common = {**base, "done_file": done, "start_at": start_at}
-        producer = {**common, "role": "produce", "refs": refs, "batch": 50, "pause": 0.005}
-        configs = [producer] + [
-            {**common, "role": "work", "owner": f"w{i}", "limit": 20, "ttl": 120}
-            for i in range(workers)
-        ]
-        procs = [
-            subprocess.Popen(spawn(c), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for c in configs
-        ]
-        try:
-            while any(p.poll() is None for p in procs):
-                monitor()
-                time.sleep(0.05)
-            outs = [p.communicate(timeout=60) for p in procs]
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-    assert [p.returncode for p in procs] == [0] * len(procs), [err for _, err in outs]
-    return [json.loads(out) for out, _ in outs]
-
-
-def check_deliveries(results: list[dict], refs: list[str]) -> None:
-    """Every change delivered, no (ref, version) delivered twice, the last version of each acked."""
-    deliveries: dict[tuple[str, int], int] = {}
-    last: dict[str, tuple[int, int]] = {}
-    for result in results[1:]:
-        for ref, version, acked in result["records"]:
-            deliveries[(ref, version)] = deliveries.get((ref, version), 0) + 1
-            assert acked in (0, 1)
-            if ref not in last or version > last[ref][0]:
-                last[ref] = (version, acked)
-    assert max(deliveries.values()) == 1  # no version handed to two workers, none acked twice
-    assert set(last) == set(refs)
-    assert all(acked == 1 for _, acked in last.values())  # the newest version was acked
 
 
 def test_four_worker_processes_and_a_producer(pg_dsn, schema):

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from tests._services import redis_server
+from tests._services import OffsetClock, check_deliveries, redis_server, run_processes
 from tests.conftest import require
 
 from catalogsync import (
@@ -394,8 +394,6 @@ def test_connections_killed_during_a_run_lose_nothing(redis_url, client, prefix)
         killer.join()
         worker.join()
         # Leases whose both attempts failed are stranded until their deadline: look past it.
-        from tests.test_postgres import OffsetClock
-
         work(RedisQueue(c, prefix=prefix, clock=OffsetClock(TTL * 2)), True)
     finally:
         c.close()
@@ -413,8 +411,6 @@ def test_connections_killed_during_a_run_lose_nothing(redis_url, client, prefix)
 
 def test_four_worker_processes_and_a_producer(redis_url, prefix):
     """4 workers and a producer: every change delivered once, counts consistent, queue drained."""
-    from tests.test_postgres import check_deliveries, run_processes
-
     cid = f"c-{uuid.uuid4().hex}"
     refs = [f"R{i:04d}" for i in range(1200)]
     produced = refs + refs[:300]
