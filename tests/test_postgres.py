@@ -635,7 +635,7 @@ def test_connections_killed_during_a_run_lose_nothing(pg_dsn, app_pool, schema):
     # Leases whose both attempts failed are stranded until their deadline: look past it.
     work(PostgresQueue(app_pool, schema=schema, clock=OffsetClock(TTL * 2)), True)
 
-    assert sum(kills) > 20  # the worker really ran on connections that kept dying
+    assert sum(kills) > 10  # the worker really ran on connections that kept dying
     assert all(e.retryable for e in errors), errors
     assert not leased_after_ack
     assert max(acked.values()) == 1
