@@ -88,6 +88,9 @@ class Loader:
 
     def item(self, item_type: ItemType, ref: str) -> Item | None:
         """One item, or ``None``."""
+        key = (item_type, ref)
+        if key in self._items:
+            return self._items[key]
         return self.items(item_type, [ref]).get(ref)
 
     def _fetch(self, item_type: ItemType, refs: list[str]) -> None:
@@ -164,6 +167,9 @@ class Loader:
 
     def state(self, item_type: ItemType, ref: str) -> SentState | None:
         """One sent state, or ``None``."""
+        key = (item_type, ref)
+        if key in self._states:
+            return self._states[key]
         return self.states(item_type, [ref]).get(ref)
 
     def stored_children(

@@ -296,10 +296,24 @@ def _looks_localised(value: Mapping[Any, Any]) -> bool:
     (``en``, ``es``, ``pt-BR``, ``zh_Hant``, ``es-419``). A lower-case primary subtag is required,
     so option maps such as ``{"Size": "M", "Color": "Red"}`` are not mistaken for translations.
     """
-    return bool(value) and all(isinstance(k, str) and _LANGUAGE_TAG.fullmatch(k) for k in value)
+    if not value:
+        return False
+    tags = _TAG_CACHE
+    for key in value:
+        known = tags.get(key)
+        if known is None:
+            known = isinstance(key, str) and _LANGUAGE_TAG.fullmatch(key) is not None
+            if len(tags) < _TAG_CACHE_SIZE:
+                tags[key] = known
+        if not known:
+            return False
+    return True
 
 
 _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:[-_](?:[A-Za-z]{2}|[A-Za-z]{4}|\d{3}))?")
+# Field keys repeat across a catalog ("en", "es", "Size"...): remember the verdict per key.
+_TAG_CACHE: dict[Any, bool] = {}
+_TAG_CACHE_SIZE = 10_000
 
 
 @frozen

@@ -114,21 +114,20 @@ class MemoryChannel:
 
     def render(self, item: Item, ctx: RenderContext) -> Payload:
         """A generic payload: mapped, localised fields; status; relations the channel reads."""
-        fields = {
-            name: ctx.value(item, name)
-            for name in sorted(item.fields)
-            if name != "stock" or ctx.params.overwrite_stock
-        }
+        fields: dict[str, Any] = {}
+        translations: dict[str, Any] = {}
+        for name in item.fields:
+            if name == "stock" and not ctx.params.overwrite_stock:
+                continue
+            fields[name] = ctx.value(item, name)
+            other = ctx.translations(item, name)
+            if other:
+                translations[name] = dict(other)
         payload: dict[str, Any] = {
             "type": item.type.value,
             "ref": item.ref,
             "status": ctx.status(item).value,
             "fields": fields,
-        }
-        translations = {
-            name: dict(ctx.translations(item, name))
-            for name in sorted(item.fields)
-            if ctx.translations(item, name)
         }
         if translations:
             payload["translations"] = translations
