@@ -598,6 +598,21 @@ def test_batch_refused_or_lost(emulator, clock):
     assert [e.code for o in lost for e in o.errors] == ["batch_failed", "batch_failed"]
 
 
+def test_a_refused_batch_write_keeps_positional_matching(emulator, clock):
+    """A refused update shows the offer's old SKU; the other results still match by position."""
+    emulator.add_offer(CATALOGUE[1], sku="PORTAL-1", selling_price=10)
+    emulator.disable_by_takealot(CATALOGUE[1])
+    channel = make(emulator, clock, batch_threshold=1, poll_interval=1)
+    unknown = offer_item(2, barcode=UNKNOWN[0])
+
+    outcomes = Harness(channel).push([offer_item(0), offer_item(1), unknown, offer_item(3)])
+
+    assert [o.ok for o in outcomes] == [True, False, False, True]
+    assert {e.code for e in outcomes[1].errors} >= {"E13", "E21"}
+    assert [e.code for e in outcomes[2].errors] == ["E2"]
+    assert emulator.offers[CATALOGUE[3]]["sku"] == "P3"
+
+
 def test_batch_results_are_matched_by_sku_when_reordered(emulator, clock):
     """Results that come back in another order are matched by SKU; missing ones are errors."""
     channel = make(emulator, clock)

@@ -836,10 +836,17 @@ class TakealotChannel:
             value = (work.payload or {}).get("sku")
             return str(value) if value is not None else None
 
+        def same(work: _Work, result: wire.OfferReply) -> bool:
+            # A refused write leaves the offer as it was, so its SKU may well differ (an offer
+            # made in the Seller Portal, or locked by Takealot): only an accepted write must
+            # show the SKU that was sent.
+            if not result.ok or result.offer is None or result.offer.sku is None:
+                return True
+            return sku(work) is None or result.offer.sku == sku(work)
+
         results = view.results
         if len(results) == len(chunk) and all(
-            r.offer is None or r.offer.sku is None or sku(w) is None or r.offer.sku == sku(w)
-            for w, r in zip(chunk, results, strict=True)
+            same(w, r) for w, r in zip(chunk, results, strict=True)
         ):
             return list(zip(chunk, results, strict=True))
         by_sku = {r.offer.sku: r for r in results if r.offer is not None and r.offer.sku}
