@@ -505,3 +505,34 @@ def test_threads_share_one_event(backends, clock):
     # a product rendered by one thread before another created its category is sent again
     assert all(c["id"] for i in range(120) for c in channel.listings[(P, f"P{i}")]["categories"])
     assert event.synchronized.total == sum(r.synchronized.total for r in results) >= 485
+
+
+def test_an_accepted_skip_is_remembered(backends, clock):
+    """A channel that takes nothing for an item (an ok SKIP) sees it as unchanged next time."""
+    queue, store = backends
+    catalog = shoe_catalog()
+
+    class SkipsP3(MemoryChannel):
+        def push(self, operations, params):
+            out = super().push([o for o in operations if o.ref != "P3"], params)
+            from catalogsync.typing import Outcome
+
+            return [
+                *out,
+                *(
+                    Outcome(o.item_type, o.ref, ok=True, action=ItemAction.SKIP, message="no offer")
+                    for o in operations
+                    if o.ref == "P3"
+                ),
+            ]
+
+    channel = SkipsP3(clock=clock)
+    s = make_sync(queue, store, clock, catalog, channel)
+    s.enqueue(everything(catalog))
+    first = s.run()
+    s.enqueue([Change("P3", P)])
+    second = s.run()
+
+    assert first.skipped.product == 1
+    assert second.unchanged.product == 1
+    assert second.skipped.product == 0

@@ -248,14 +248,19 @@ def test_r05_force_refresh_supersedes_a_running_event(backends, clock, catalog, 
 
 
 def test_r05_force_refresh_does_not_deactivate(sync, catalog, channel):
-    """With status mapping, invisible items are not archived by a force refresh."""
+    """With status mapping, invisible items (and the variants of an invisible product, which
+    channels disable with it) are not deactivated by a force refresh.
+    """
     sync.update_connector(params=ConnectorParams(map_status=True))
     catalog.put(attrs.evolve(catalog.get(P, ["P3"])["P3"], visibility=Visibility.INVISIBLE))
+    catalog.put(attrs.evolve(catalog.get(P, ["P1"])["P1"], visibility=Visibility.INVISIBLE))
     sync.force_refresh()
-    sync.run()
+    result = sync.run()
 
     assert channel.listings[(P, "P3")]["status"] == "active"
-    assert ("update", "product", "P3") not in pushed(channel)
+    sent = {(t, r) for _, t, r in pushed(channel)}
+    assert not sent & {("product", "P3"), ("product", "P1"), ("variant", "V1"), ("variant", "V2")}
+    assert result.skipped.variant == 2
 
 
 # -- R06 ----------------------------------------------------------------------------------------

@@ -439,7 +439,8 @@ def test_incremental_event_skips_unchanged_items(env_factory):
     assert result.reason == "completed"
     assert result.unchanged.variant == len(good) > 0
     assert result.synchronized.total == 0
-    assert result.skipped.product == 1  # the product itself: its variants are the offers
+    assert result.unchanged.product == 1  # its skip payload is remembered, so it is unchanged too
+    assert result.skipped.product == 0
     assert len(env.emulator.requests) == before + 1  # the connection check only
     event = env.sync.register.event(result.event.id)
     assert event.unchanged.variant == len(good)
@@ -700,22 +701,11 @@ def test_disable_deletions_keeps_the_offers(env_factory):
 
 
 # =================================================================================================
-# shared-module bugs these tests revealed (not fixed here: see the report)
+# regressions: skips are remembered (R06); a force refresh deactivates nothing, not even through
+# a variant's product (R05)
 # =================================================================================================
 
-SKIP_NOT_REMEMBERED = (
-    "Synchronizer bug: a channel's SKIP outcome stores no sent state (_sync._pushed returns "
-    "before the SentState for done is SKIP), so a product whose Takealot payload is a skip is "
-    "pushed, and counted skipped, every time it is re-examined, never unchanged (R06)"
-)
-FORCE_DEACTIVATES_VIA_READS = (
-    "Synchronizer bug: a force refresh skips an ARCHIVED item ('a force refresh does not "
-    "export deactivations', R05) but still pushes the items that read it; a variant of an "
-    "archived product renders status_action Disable on Takealot, so its offer is deactivated"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=SKIP_NOT_REMEMBERED)
 def test_an_unchanged_skipped_product_is_not_pushed_again(env_factory):
     """R06: a product whose skip payload did not change is counted unchanged, not pushed again."""
     catalog = sample_catalog(1)
@@ -736,7 +726,6 @@ def test_an_unchanged_skipped_product_is_not_pushed_again(env_factory):
     assert result.unchanged.product == 1
 
 
-@pytest.mark.xfail(strict=True, reason=FORCE_DEACTIVATES_VIA_READS)
 def test_force_refresh_does_not_deactivate_the_variants_of_an_archived_product(env_factory):
     """R05: a force refresh exports no deactivation, also not through a variant's product."""
     catalog = sample_catalog(3)
@@ -799,11 +788,6 @@ class TestTakealotConformance(ChannelConformance):
     def secrets(self):
         """The API key."""
         return [KEY]
-
-    @pytest.mark.xfail(strict=True, reason=SKIP_NOT_REMEMBERED)
-    def test_unchanged_catalog_sends_nothing(self, channel, catalog, conformance_clock):
-        """R06: fails for Takealot only because products with variants are skips every time."""
-        super().test_unchanged_catalog_sends_nothing(channel, catalog, conformance_clock)
 
 
 # =================================================================================================

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,9 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--json", action="store_true", help="print one JSON document instead")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        result = run_demo(
-            channel=args.channel, db=args.db, products=args.products, as_json=args.json
-        )
+        try:
+            result = run_demo(
+                channel=args.channel, db=args.db, products=args.products, as_json=args.json
+            )
+        except BrokenPipeError:
+            # `demo | head`: the reader left. Point stdout at devnull so the interpreter's own
+            # final flush does not fail too (the recipe in the signal module's documentation).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         return 0 if all(e.status.value == "completed" for e in result.events) else 1
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -941,7 +941,7 @@ class Synchronizer:
         carrier_types = set(carrier_of.values())
         for work in upserts:
             if work.decision == "upsert":
-                self._render(work, ctx, event)
+                self._render(work, ctx, event, loader)
         for work in works.values():
             if work.decision == "remove":
                 self._removal(work, params)
@@ -1003,10 +1003,10 @@ class Synchronizer:
             work.decision = "upsert"
             upserts.append(work)
 
-    def _render(self, work: _Work, ctx: RenderContext, event: SyncEvent) -> None:
+    def _render(self, work: _Work, ctx: RenderContext, event: SyncEvent, loader: Loader) -> None:
         item = work.item
         assert item is not None  # noqa: S101
-        if work.force and ctx.status(item) is ListingStatus.ARCHIVED:
+        if work.force and self._deactivating(item, ctx, loader):
             work.decision, work.action = "skip", ItemAction.SKIP
             work.message = "a force refresh does not export deactivations"
             return
@@ -1029,6 +1029,19 @@ class Synchronizer:
             return  # decision set by _same
         work.decision = "push"
         work.action = ItemAction.CREATE if work.state is None else ItemAction.UPDATE
+
+    @staticmethod
+    def _deactivating(item: Item, ctx: RenderContext, loader: Loader) -> bool:
+        """
+        Whether sending *item* would deactivate something: it maps to archived, or it is a
+        variant of a product that does (channels disable the offers of an archived product).
+        """
+        if ctx.status(item) is ListingStatus.ARCHIVED:
+            return True
+        if item.type is ItemType.VARIANT:
+            product = loader.item(ItemType.PRODUCT, item.parents[0])
+            return product is not None and ctx.status(product) is ListingStatus.ARCHIVED
+        return False
 
     def _payload(
         self, item: Item, ctx: RenderContext
@@ -1381,8 +1394,17 @@ class Synchronizer:
             channel_url=channel_url,
             message=outcome.message or work.message,
         )
-        if outcome.endpoint is Endpoint.TEST or done is ItemAction.SKIP:
+        if outcome.endpoint is Endpoint.TEST:
             return ItemRecord(status)  # test runs never touch the sent state
+        if done is ItemAction.SKIP and old is None:
+            # The channel took nothing for this payload (a Takealot product whose variants are
+            # the offers): remember its hash so an unchanged payload is not pushed again (R06).
+            parents = work.item.parents if work.item is not None else ()
+            skipped = SentState(t, ref, work.digest, None, None, parents, event.id, now, {})
+            return ItemRecord(status, state=skipped)
+        if done is ItemAction.SKIP:
+            assert old is not None  # noqa: S101 - the branch above took the None case
+            return ItemRecord(status, state=attrs.evolve(old, hash=work.digest, event_id=event.id))
         if done is ItemAction.DELETE:
             return ItemRecord(status, forget=True)
         memo = dict(outcome.memo) if outcome.memo else ({} if old is None else dict(old.memo))
