@@ -202,11 +202,9 @@ class Exportability:
         self.params = params
         self.loader = loader
         self._cache: dict[ItemKey, bool] = {}
-
-    def _visible(self, item: Item) -> bool:
-        return (
-            self.params.export_status is ExportStatus.ALL or item.visibility is Visibility.VISIBLE
-        )
+        # The common case, no filter at all: only relations and visibility matter.
+        self._unfiltered = not (params.refs or params.tags or params.families)
+        self._all_visible = params.export_status is ExportStatus.ALL
 
     def _matches(self, item: Item) -> bool:
         p = self.params
@@ -217,21 +215,21 @@ class Exportability:
         return not (p.families and item.type is ItemType.PRODUCT and item.family not in p.families)
 
     def __call__(self, item: Item) -> bool:
-        key = item.key
+        key = (item.type, item.ref)
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = self._decide(item)
         return cached
 
     def _decide(self, item: Item) -> bool:
-        if not self._visible(item):
+        if not self._all_visible and item.visibility is not Visibility.VISIBLE:
             return False
         if item.type is ItemType.VARIANT:
             product = self.loader.item(ItemType.PRODUCT, item.parents[0])
             if product is None or not self(product):
                 return False
-            return self._variant_matches(item, product)
-        if not self._matches(item):
+            return self._unfiltered or self._variant_matches(item, product)
+        if not self._unfiltered and not self._matches(item):
             return False
         if item.type is ItemType.CATEGORY and not self.params.include_empty_categories:
             return self._has_exportable_product(item)
