@@ -316,6 +316,26 @@ def test_child_payload_reads_only_itself_and_its_product():
     assert channel().render(v1, alone) == channel().render(v1, ctx_for(params(), product, v1, v2))
 
 
+def test_children_of_a_draft_product_are_not_buyable():
+    """R10: a child takes the less visible of its own and its product's status (no offer under a draft)."""
+    product, v1, v2 = family()
+    draft = Item(product.ref, ItemType.PRODUCT, fields=product.fields, visibility=Visibility.DRAFT)
+    hidden = Item(
+        product.ref, ItemType.PRODUCT, fields=product.fields, visibility=Visibility.INVISIBLE
+    )
+    mapped = params(map_status=True, overwrite_stock=True)
+    v1 = Item(v1.ref, ItemType.VARIANT, parents=v1.parents, fields=v1.fields | {"quantity": 3})
+    under_draft = channel().render(v1, ctx_for(mapped, draft, v1, v2))
+    under_hidden = channel().render(v1, ctx_for(mapped, hidden, v1, v2))
+    under_visible = channel().render(v1, ctx_for(mapped, product, v1, v2))
+
+    assert under_draft["requirements"] == "LISTING_PRODUCT_ONLY"
+    assert "purchasable_offer" not in under_draft["attributes"]
+    assert under_hidden["requirements"] == "LISTING"
+    assert under_hidden["attributes"]["fulfillment_availability"][0]["quantity"] == 0
+    assert under_visible["attributes"]["fulfillment_availability"][0]["quantity"] == 3
+
+
 def test_mapping_reads_dotted_paths_into_nested_fields():
     """{"size": "option_values.Size"} reads a variant's option map; localised leaves are localised."""
     product = tee()

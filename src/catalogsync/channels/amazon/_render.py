@@ -442,6 +442,21 @@ def product_type_of(
     return settings.product_type
 
 
+def family_status(variant: Item, product: Item | None, ctx: RenderContext) -> ListingStatus:
+    """
+    A child's status: the less visible of its own and its product's (rule R10), so the children
+    of a draft product are not buyable either, and those of an invisible one are archived.
+    """
+    own = ctx.status(variant)
+    if product is None:
+        return own
+    statuses = {own, ctx.status(product)}
+    for status in (ListingStatus.ARCHIVED, ListingStatus.DRAFT):
+        if status in statuses:
+            return status
+    return ListingStatus.ACTIVE
+
+
 def _requirements(status: ListingStatus, ctx: RenderContext) -> str:
     if status is ListingStatus.DRAFT:
         return "LISTING_PRODUCT_ONLY"
@@ -470,7 +485,7 @@ def _render_child(
         )
     if axes:
         b.attributes["variation_theme"] = [{"name": _child_theme(product, axes, ctx)}]
-    status = ctx.status(variant)
+    status = family_status(variant, product, ctx)
     requirements = _requirements(status, ctx)
     if requirements == "LISTING":
         _offer(b, variant, product, status)
