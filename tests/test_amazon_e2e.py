@@ -30,6 +30,7 @@ from catalogsync import (
     ItemAction,
     ItemState,
     ItemType,
+    MemoryCatalog,
     Mode,
     Secret,
     SQLiteQueue,
@@ -394,6 +395,34 @@ def test_categories_are_skipped_with_a_message(tmp_path, clock, amazon):
     assert not any(sku.startswith("cat-") for _, sku in answered(amazon))
 
 
+def test_hiding_a_product_archives_its_children_and_showing_it_restores_them(
+    tmp_path, clock, amazon
+):
+    """R10 through the synchronizer: invisible -> quantity 0 by offer PATCH; visible -> restored."""
+    catalog = sample_catalog(8)
+    sync = make_sync(tmp_path, clock, catalog, make_channel(amazon, clock))
+    sync.enqueue(all_changes(catalog))
+    sync.run()
+    product = catalog.get(P, ["P0002"])["P0002"]
+    stocks = {
+        v.fields["sku"]: v.fields["stock"] for v in catalog.items(V) if v.parents[0] == "P0002"
+    }
+    children = set(stocks)
+
+    for visibility in (Visibility.INVISIBLE, Visibility.VISIBLE):
+        catalog.put(attrs.evolve(product, visibility=visibility))
+        mark = len(amazon.answers)
+        sync.enqueue([Change("P0002", P)])
+        result = sync.run()
+
+        assert held(amazon) == expected_listings(catalog)
+        assert set(answered(amazon, mark)) == {("GET", "catalogsync-connection-check")} | {
+            ("PATCH", sku) for sku in children
+        }
+        assert result.unchanged.as_dict() == {"category": 0, "product": 1, "variant": 0}
+    assert {sku: stock(held(amazon)[sku]) for sku in children} == stocks  # from the PIM again
+
+
 # =================================================================================================
 # Deletions (R15)
 # =================================================================================================
@@ -732,3 +761,38 @@ def test_demo_command_line_json(capsys, tmp_path):
     assert all(e["request_id"] is None for e in first["item_errors"])  # found locally
     assert first["counts"]["skipped"]["category"] == 6
     assert second["counts"]["unchanged"]["product"] > 0
+
+
+# =================================================================================================
+# Found in the Synchronizer (shared module; not fixed here)
+# =================================================================================================
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Synchronizer._heartbeat waits on wall time (threading.Event.wait), not the injected "
+    "clock: when a push's paced sleeps on that clock outlast lease_ttl (Amazon previews at 1/s, "
+    "a ManualClock), the leases expire, the ack is fenced, and a TEST-mode item (no sent state "
+    "to say it was delivered) is pushed again on every lease until it is given up as poison",
+)
+def test_a_push_longer_than_the_lease_on_the_injected_clock_is_sent_once(clock):
+    """A single TEST-mode item whose push takes 180 s of clock time (lease 120 s) is sent once."""
+    from catalogsync import MemoryQueue, MemoryStore
+    from catalogsync.testing import MemoryChannel
+
+    catalog = MemoryCatalog([Item("P1", P, fields={"title": "Shoe"})])
+    channel = MemoryChannel(clock=clock, latency=180)
+    sync = Synchronizer(
+        Connector("slow", "memory", params=ConnectorParams(mode=Mode.TEST)),
+        catalog=catalog,
+        channel=channel,
+        queue=MemoryQueue(clock=clock),
+        store=MemoryStore(clock=clock),
+        clock=clock,
+        options=SyncOptions(lease_ttl=120),
+    )
+    sync.enqueue([Change("P1", P)])
+    result = sync.run()
+
+    assert len(channel.log) == 1
+    assert (result.synchronized.total, result.failed.total) == (1, 0)
