@@ -467,8 +467,8 @@ def test_deleted_products_are_deleted_archived_or_kept(tmp_path, clock, amazon, 
         now = held(amazon)
         assert set(now) == set(listed)
         for sku in skus - {"P0004"}:
-            stock = now[sku]["attributes"]["fulfillment_availability"]
-            assert stock == [{"fulfillment_channel_code": "DEFAULT", "quantity": 0}]
+            entries = now[sku]["attributes"]["fulfillment_availability"]
+            assert entries == [{"fulfillment_channel_code": "DEFAULT", "quantity": 0}]
         assert now["P0004"] == listed["P0004"]  # a parent has no offer to take away
     else:
         assert held(amazon) == listed
