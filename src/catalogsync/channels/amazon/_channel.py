@@ -195,8 +195,6 @@ def _user_agent() -> str:
     return f"catalogsync/{ours} (Language=Python/{py}; Platform={sys.platform})"
 
 
-# Passed as keywords typed Any: mypy cannot solve the generic ``converter=frozenset`` of
-# Capabilities' fields (typing.py is shared; reported to the lead).
 _CAPABILITIES: Final = Capabilities(
     accepts={ItemType.PRODUCT, ItemType.VARIANT},
     reads={(ItemType.VARIANT, ItemType.PRODUCT), (ItemType.PRODUCT, ItemType.VARIANT)},
