@@ -127,6 +127,19 @@ def test_put_validates_and_stores(emu):
     assert emu.listing("GOOD")["attributes"] == LISTING["attributes"]
 
 
+def test_added_issues_apply_until_cleared(emu):
+    """add_issue makes a SKU's writes INVALID; clear_issues (per SKU or all) lifts it."""
+    for sku in ("A", "B"):
+        emu.add_issue(sku, code="8560", message="Bad colour.", severity="ERROR")
+
+    assert call(emu, "PUT", "A", body=LISTING).json()["status"] == "INVALID"
+    emu.clear_issues("A")
+    assert call(emu, "PUT", "A", body=LISTING).json()["status"] == "ACCEPTED"
+    assert call(emu, "PUT", "B", body=LISTING).json()["status"] == "INVALID"
+    emu.clear_issues()
+    assert call(emu, "PUT", "B", body=LISTING).json()["status"] == "ACCEPTED"
+
+
 def test_attribute_for_another_marketplace_is_invalid(emu):
     """An attribute entry naming another marketplace than the request's is an issue."""
     body = {

@@ -316,6 +316,101 @@ def test_child_payload_reads_only_itself_and_its_product():
     assert channel().render(v1, alone) == channel().render(v1, ctx_for(params(), product, v1, v2))
 
 
+def test_children_of_a_draft_product_are_not_buyable():
+    """R10: a child takes the less visible of its own and its product's status (no offer under a draft)."""
+    product, v1, v2 = family()
+    draft = Item(product.ref, ItemType.PRODUCT, fields=product.fields, visibility=Visibility.DRAFT)
+    hidden = Item(
+        product.ref, ItemType.PRODUCT, fields=product.fields, visibility=Visibility.INVISIBLE
+    )
+    mapped = params(map_status=True, overwrite_stock=True)
+    v1 = Item(v1.ref, ItemType.VARIANT, parents=v1.parents, fields=v1.fields | {"quantity": 3})
+    under_draft = channel().render(v1, ctx_for(mapped, draft, v1, v2))
+    under_hidden = channel().render(v1, ctx_for(mapped, hidden, v1, v2))
+    under_visible = channel().render(v1, ctx_for(mapped, product, v1, v2))
+
+    assert under_draft["requirements"] == "LISTING_PRODUCT_ONLY"
+    assert "purchasable_offer" not in under_draft["attributes"]
+    assert under_hidden["requirements"] == "LISTING"
+    assert under_hidden["attributes"]["fulfillment_availability"][0]["quantity"] == 0
+    assert under_visible["attributes"]["fulfillment_availability"][0]["quantity"] == 3
+
+
+def test_mapping_reads_dotted_paths_into_nested_fields():
+    """{"size": "option_values.Size"} reads a variant's option map; localised leaves are localised."""
+    product = tee()
+    variant = Item(
+        "V1",
+        ItemType.VARIANT,
+        parents=("P1",),
+        fields={
+            "sku": "TEE-1-M",
+            "price": 19,
+            "option_values": {"Size": "M", "Color": {"en": "Red", "es": "Rojo"}},
+        },
+    )
+    mapping = MAPPING | {"size": "option_values.Size", "color": "option_values.Color"}
+    ctx = ctx_for(params(field_mapping=mapping, language="es"), product, variant)
+    attributes = channel().render(variant, ctx)["attributes"]
+
+    assert attributes["size"] == text("M", "es_US")
+    assert attributes["color"] == text("Rojo", "es_US")
+    assert channel().render(product, ctx)["attributes"]["variation_theme"] == [
+        {"name": "SIZE/COLOR"}
+    ]
+
+
+def test_dotted_field_name_wins_over_the_path():
+    """A PIM field literally named 'a.b' is read as is, and a path through a non-mapping is empty."""
+    item = tee(**{"x.y": "Flat"}, plain="text")
+    mapping = MAPPING | {"style": "x.y", "pattern": "plain.deeper"}
+    attributes = channel().render(item, ctx_for(params(field_mapping=mapping), item))["attributes"]
+
+    assert attributes["style"] == text("Flat")
+    assert "pattern" not in attributes
+
+
+def test_product_type_by_family():
+    """product_types maps PIM families to product types; a variant uses its product's family."""
+    product, v1, v2 = family()
+    product = Item(product.ref, ItemType.PRODUCT, fields=product.fields, family="shoes")
+    typed = Item(
+        "P2", ItemType.PRODUCT, fields={"title": "Hat", "product_type": "HAT"}, family="shoes"
+    )
+    ch = channel(product_types={"shoes": "SHOES"})
+    ctx = ctx_for(params(), product, v1, v2, typed)
+
+    assert ch.render(product, ctx)["productType"] == "SHOES"
+    assert ch.render(v1, ctx)["productType"] == "SHOES"
+    assert ch.render(typed, ctx)["productType"] == "HAT"
+    assert channel().render(v1, ctx)["productType"] == "SHIRT"
+
+
+def test_weight_is_a_measure_with_a_unit():
+    """item_weight is sent with its unit (kilograms unless weight_unit says otherwise)."""
+    item = tee(weight=0.25)
+    mapping = MAPPING | {"item_weight": "weight"}
+    attributes = channel().render(item, ctx_for(params(field_mapping=mapping), item))["attributes"]
+    pounds = tee(weight="2", unit="pounds")
+    mapped = params(field_mapping=mapping | {"weight_unit": "unit"})
+    in_pounds = channel().render(pounds, ctx_for(mapped, pounds))["attributes"]
+
+    assert attributes["item_weight"] == [{"value": 0.25, "unit": "kilograms", "marketplace_id": US}]
+    assert in_pounds["item_weight"] == [{"value": 2, "unit": "pounds", "marketplace_id": US}]
+
+
+def test_weight_must_be_positive():
+    """A zero, negative or non-numeric weight is a validation error on attributes.item_weight."""
+    mapping = MAPPING | {"item_weight": "weight"}
+    ch = channel()
+    for bad in (0, -1, "heavy"):
+        item = tee(weight=bad)
+        ctx = ctx_for(params(field_mapping=mapping), item)
+        errors = ch.validate(item, ch.render(item, ctx), ctx)
+
+        assert codes(errors) == [("weight", "attributes.item_weight")]
+
+
 # -- local validation (R13) -------------------------------------------------------------------
 
 

@@ -248,6 +248,7 @@ DemoSetup = tuple[Channel, ConnectorParams, contextlib.ExitStack]
 #: keeps its demo wiring (emulator, catalogue, field mapping) in its own ``_demo`` module.
 CHANNELS: dict[str, str] = {
     "memory": "catalogsync._demo:memory_setup",
+    "amazon": "catalogsync.channels.amazon._demo:demo_setup",
     "takealot": "catalogsync.channels.takealot._demo:demo_setup",
 }
 DEFAULT_CHANNEL = "memory"

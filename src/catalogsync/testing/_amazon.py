@@ -356,6 +356,14 @@ class AmazonEmulator(Emulator):
                 _issue(code, message, attribute, severity=severity, category=category)
             )
 
+    def clear_issues(self, sku: str | None = None) -> None:
+        """Forget the issues added with `add_issue` (for *sku*, or all): the seller fixed them."""
+        with self._lock:
+            if sku is None:
+                self._issues.clear()
+            else:
+                self._issues.pop(sku, None)
+
     def revoke(self, refresh_token: str | None = None) -> None:
         """Revoke a refresh token (the seller removed the authorization): next exchange fails."""
         with self._lock:

@@ -195,8 +195,6 @@ def _user_agent() -> str:
     return f"catalogsync/{ours} (Language=Python/{py}; Platform={sys.platform})"
 
 
-# Passed as keywords typed Any: mypy cannot solve the generic ``converter=frozenset`` of
-# Capabilities' fields (typing.py is shared; reported to the lead).
 _CAPABILITIES: Final = Capabilities(
     accepts={ItemType.PRODUCT, ItemType.VARIANT},
     reads={(ItemType.VARIANT, ItemType.PRODUCT), (ItemType.PRODUCT, ItemType.VARIANT)},
@@ -220,6 +218,8 @@ class AmazonChannel:
         marketplace: A marketplace id, a country code (``"DE"``) or a `Marketplace`.
         credentials: The LWA credentials (client secret and refresh token as `Secret`).
         product_type: The product type of items whose PIM data names none.
+        product_types: ``{PIM family: product type}``, for items whose PIM data names no
+            product type (a variant uses its product's family); ``product_type`` is the default.
         product_type_schemas: ``{product type: JSON Schema}`` from the Product Type Definitions
             API; attributes are then validated locally against it (needs ``jsonschema``).
         meta_schemas: Extra ``{URI: schema}`` to register for those schemas.
@@ -269,6 +269,7 @@ class AmazonChannel:
         marketplace: str | Marketplace,
         credentials: LwaCredentials,
         product_type: str | None = None,
+        product_types: Mapping[str, str] | None = None,
         product_type_schemas: Mapping[str, Mapping[str, Any]] | None = None,
         meta_schemas: Mapping[str, Mapping[str, Any]] | None = None,
         sandbox: bool = False,
@@ -308,6 +309,7 @@ class AmazonChannel:
             fulfillment_channel_code=fulfillment_channel_code,
             condition_type=condition_type,
             text_attributes=frozenset(str(a) for a in text_attributes),
+            product_types={str(k): str(v) for k, v in (product_types or {}).items()},
         )
         self._schemas = (
             SchemaValidator(product_type_schemas, meta_schemas) if product_type_schemas else None

@@ -37,7 +37,7 @@ from typing import Any, Final
 from attrs import field, frozen
 
 from ..._models import Item, ItemType, ListingStatus
-from ...typing import RenderContext
+from ...typing import RenderContext, _looks_localised
 from ._sansio import CURRENCY_DIGITS, Marketplace, as_decimal, language_tag
 
 
@@ -46,6 +46,7 @@ __all__ = [
     "LANGUAGE_TAGGED",
     "VARIATION_ATTRIBUTES",
     "RenderSettings",
+    "field_value",
     "render_item",
     "theme_axes",
 ]
@@ -110,6 +111,8 @@ SPECIAL_FIELDS: Final = frozenset(
         "asin",
         "images",
         "attributes",
+        "item_weight",
+        "weight_unit",
     }
 )
 
@@ -131,6 +134,8 @@ class RenderSettings:
         language_tag: Force a language tag instead of deriving it from the connector language.
         fulfillment_channel_code: ``DEFAULT`` (merchant-fulfilled) or an FBA code.
         condition_type: The condition of offers whose PIM data names none.
+        text_attributes: More attribute names sent with a language tag.
+        product_types: ``{PIM family: product type}`` for items whose PIM data names none.
     """
 
     marketplace: Marketplace
@@ -139,14 +144,37 @@ class RenderSettings:
     fulfillment_channel_code: str = "DEFAULT"
     condition_type: str = "new_new"
     text_attributes: frozenset[str] = field(default=frozenset())
+    product_types: Mapping[str, str] = field(factory=dict, hash=False)
 
 
 def _present(value: Any) -> bool:
     return not any(value is e or value == e for e in _EMPTY)
 
 
-def _get(item: Item, ctx: RenderContext, name: str) -> Any:
+def field_value(item: Item, ctx: RenderContext, name: str) -> Any:
+    """
+    The value of channel field *name* for *item* (`RenderContext.value`), where the mapped PIM
+    field may also be a dotted path into a nested field: ``{"size": "option_values.Size"}`` reads
+    ``item.fields["option_values"]["Size"]`` (a field whose own name has a dot wins).
+    """
     value = ctx.value(item, name)
+    if value is not None:
+        return value
+    source = ctx.params.mapped(name)
+    if "." not in source or source in item.fields:
+        return None
+    node: Any = item.fields
+    for part in source.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    if isinstance(node, Mapping) and _looks_localised(node):
+        return node.get(ctx.params.language)
+    return node
+
+
+def _get(item: Item, ctx: RenderContext, name: str) -> Any:
+    value = field_value(item, ctx, name)
     return value if _present(value) else None
 
 
@@ -246,8 +274,12 @@ def _content(b: _Builder, item: Item, fallback: Item | None, skip: frozenset[str
 
 
 def _identifiers(b: _Builder, get: Callable[[str], Any]) -> None:
-    """Images, a suggested ASIN and the barcode."""
+    """Images, a suggested ASIN, the barcode and the weight."""
     _images(b, get("images"))
+    weight = get("item_weight")
+    if weight is not None:
+        unit = str(get("weight_unit") or "kilograms")
+        b.put_market("item_weight", [{"value": _measure(weight), "unit": unit}])
     asin = get("asin")
     if isinstance(asin, str):
         b.put("merchant_suggested_asin", asin)
@@ -258,6 +290,13 @@ def _identifiers(b: _Builder, get: Callable[[str], Any]) -> None:
             "externally_assigned_product_identifier",
             [{"type": str(kind).lower(), "value": str(barcode)}],
         )
+
+
+def _measure(value: Any) -> Any:
+    number = as_decimal(value)
+    if number is None:
+        return value  # validation reports it
+    return int(number) if number == number.to_integral_value() else float(number)
 
 
 def _barcode_type(barcode: Any) -> str:
@@ -362,7 +401,7 @@ def render_item(item: Item, ctx: RenderContext, settings: RenderSettings) -> dic
     if item.type is ItemType.VARIANT:
         return _render_child(b, item, ctx, settings)
     variants = ctx.variants_of(item)
-    product_type = _get(item, ctx, "product_type") or settings.product_type
+    product_type = product_type_of(item, None, ctx, settings)
     if variants:
         _content(b, item, None, frozenset(VARIATION_ATTRIBUTES))
         b.put("parentage_level", "parent")
@@ -384,6 +423,38 @@ def render_item(item: Item, ctx: RenderContext, settings: RenderSettings) -> dic
         "requirements": requirements,
         "attributes": b.attributes,
     }
+
+
+def product_type_of(
+    item: Item, product: Item | None, ctx: RenderContext, settings: RenderSettings
+) -> Any:
+    """
+    The product type: the item's mapped ``product_type``, else its product's (a variant), else
+    the one ``settings.product_types`` gives its PIM family (a variant: its product's family),
+    else the channel default.
+    """
+    for source in (item, product):
+        if source is not None and (own := _get(source, ctx, "product_type")) is not None:
+            return own
+    for source in (item, product):
+        if source is not None and source.family and source.family in settings.product_types:
+            return settings.product_types[source.family]
+    return settings.product_type
+
+
+def family_status(variant: Item, product: Item | None, ctx: RenderContext) -> ListingStatus:
+    """
+    A child's status: the less visible of its own and its product's (rule R10), so the children
+    of a draft product are not buyable either, and those of an invisible one are archived.
+    """
+    own = ctx.status(variant)
+    if product is None:
+        return own
+    statuses = {own, ctx.status(product)}
+    for status in (ListingStatus.ARCHIVED, ListingStatus.DRAFT):
+        if status in statuses:
+            return status
+    return ListingStatus.ACTIVE
 
 
 def _requirements(status: ListingStatus, ctx: RenderContext) -> str:
@@ -414,17 +485,14 @@ def _render_child(
         )
     if axes:
         b.attributes["variation_theme"] = [{"name": _child_theme(product, axes, ctx)}]
-    status = ctx.status(variant)
+    status = family_status(variant, product, ctx)
     requirements = _requirements(status, ctx)
     if requirements == "LISTING":
         _offer(b, variant, product, status)
     _raw(b, variant, product)
-    product_type = _get(variant, ctx, "product_type")
-    if product_type is None and product is not None:
-        product_type = _get(product, ctx, "product_type")
     return {
         "sku": sku_of(variant, ctx),
-        "productType": product_type or settings.product_type,
+        "productType": product_type_of(variant, product, ctx, settings),
         "requirements": requirements,
         "attributes": b.attributes,
     }

@@ -25,7 +25,7 @@ from typing import Any, Final
 from ..._errors import InvalidArgumentError
 from ..._models import ErrorKind, Item, ItemError, ItemType
 from ...typing import RenderContext
-from ._render import derived_axes, sku_of, theme_axes, theme_of
+from ._render import derived_axes, field_value, sku_of, theme_axes, theme_of
 from ._sansio import CURRENCY_DIGITS, OFFER_ATTRIBUTES, as_decimal, sku_problems
 
 
@@ -118,6 +118,7 @@ def check_payload(
     errors.extend(_check_quantity(attributes))
     errors.extend(_check_identifiers(attributes))
     errors.extend(_check_images(attributes))
+    errors.extend(_check_weight(attributes))
     if item.type is ItemType.VARIANT:
         errors.extend(_check_child(item, attributes, ctx))
     elif parentage == "parent":
@@ -260,6 +261,22 @@ def _check_images(attributes: Mapping[str, Any]) -> list[ItemError]:
     return errors
 
 
+def _check_weight(attributes: Mapping[str, Any]) -> list[ItemError]:
+    errors = []
+    for entry in attributes.get("item_weight") or ():
+        value = entry.get("value") if isinstance(entry, Mapping) else None
+        number = None if isinstance(value, bool) else as_decimal(value)
+        if number is None or number <= 0:
+            errors.append(
+                _err(
+                    f"item_weight must be a number > 0, got {value!r}",
+                    "weight",
+                    "attributes.item_weight",
+                )
+            )
+    return errors
+
+
 def _check_child(item: Item, attributes: Mapping[str, Any], ctx: RenderContext) -> list[ItemError]:
     errors = []
     product = ctx.product_of(item)
@@ -323,7 +340,7 @@ def _check_parent(item: Item, ctx: RenderContext) -> list[ItemError]:
                 )
             )
             continue
-        combo = tuple(str(ctx.value(variant, a)) for a in axes)
+        combo = tuple(str(field_value(variant, ctx, a)) for a in axes)
         if combo in seen:
             errors.append(
                 _err(
