@@ -768,13 +768,6 @@ def test_demo_command_line_json(capsys, tmp_path):
 # =================================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Synchronizer._heartbeat waits on wall time (threading.Event.wait), not the injected "
-    "clock: when a push's paced sleeps on that clock outlast lease_ttl (Amazon previews at 1/s, "
-    "a ManualClock), the leases expire, the ack is fenced, and a TEST-mode item (no sent state "
-    "to say it was delivered) is pushed again on every lease until it is given up as poison",
-)
 def test_a_push_longer_than_the_lease_on_the_injected_clock_is_sent_once(clock):
     """A single TEST-mode item whose push takes 180 s of clock time (lease 120 s) is sent once."""
     from catalogsync import MemoryQueue, MemoryStore

@@ -29,3 +29,24 @@ def test_bucket_waiting_for_a_float_sliver_terminates():
     waited = bucket.acquire(100.0)
 
     assert 0 < waited < 1e-3
+
+
+def test_watchers_see_time_move_in_steps():
+    """A watcher with a period sees a long jump as steps no longer than its period."""
+    clock = ManualClock()
+    start = clock.monotonic()
+    seen = []
+    stop = clock.watch(30, lambda: seen.append(clock.monotonic() - start))
+
+    clock.sleep(100)
+    stop()
+    clock.sleep(100)
+
+    assert seen == [30, 60, 90, 100]
+    assert clock.monotonic() - start == 200
+
+
+def test_watch_rejects_a_non_positive_period():
+    """A watcher needs a positive period."""
+    with pytest.raises(ValueError, match="period"):
+        ManualClock().watch(0, lambda: None)

@@ -857,16 +857,7 @@ class Synchronizer:
     def _push(
         self, ops: list[Operation], event: SyncEvent, leases: Sequence[Lease]
     ) -> dict[ItemKey, Outcome]:
-        stop = threading.Event()
-        beat: threading.Thread | None = None
-        if self.options.heartbeat:
-            beat = threading.Thread(
-                target=self._heartbeat,
-                args=(leases, stop),
-                name="catalogsync-heartbeat",
-                daemon=True,
-            )
-            beat.start()
+        stop_heartbeat = self._start_heartbeat(leases) if self.options.heartbeat else None
         try:
             result = self.channel.push(ops, event.snapshot.params)
         except ChannelAuthError:
@@ -885,22 +876,48 @@ class Synchronizer:
                 for o in (op, *op.carried)
             ]
         finally:
-            stop.set()
-            if beat is not None:
-                beat.join()
+            if stop_heartbeat is not None:
+                stop_heartbeat()
         outcomes: dict[ItemKey, Outcome] = {}
         for outcome in result or ():
             if isinstance(outcome, Outcome):
                 outcomes[outcome.key] = outcome
         return outcomes
 
-    def _heartbeat(self, leases: Sequence[Lease], stop: threading.Event) -> None:
-        interval = max(0.05, self.options.lease_ttl.total_seconds() / 3)
-        while not stop.wait(interval):
+    def _start_heartbeat(self, leases: Sequence[Lease]) -> Callable[[], None]:
+        """
+        Keep *leases* alive while the channel works: extend them every third of their TTL.
+
+        On the wall clock a thread does it. A clock that offers ``watch`` (a manual clock, whose
+        time jumps when a paced push sleeps) calls the heartbeat as its time moves instead, so
+        simulated pacing longer than the TTL does not lose the leases either.
+        """
+        period = max(0.05, self.options.lease_ttl.total_seconds() / 3)
+
+        def beat() -> None:
             try:
                 self.queue.extend(self.connector_id, leases, ttl=self.options.lease_ttl)
             except Exception:  # noqa: BLE001 - a missed heartbeat only risks a re-delivery
                 _log.warning("lease heartbeat failed", exc_info=True)
+
+        watch = getattr(self.clock, "watch", None)
+        if callable(watch):
+            stop_watching: Callable[[], None] = watch(period, beat)
+            return stop_watching
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(period):
+                beat()
+
+        thread = threading.Thread(target=run, name="catalogsync-heartbeat", daemon=True)
+        thread.start()
+
+        def stop_thread() -> None:
+            stop.set()
+            thread.join()
+
+        return stop_thread
 
     # -- decisions ------------------------------------------------------------------------------
 

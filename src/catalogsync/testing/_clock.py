@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -31,6 +32,8 @@ class ManualClock:
         self._now = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
         self._mono = 1000.0
         self.slept = 0.0
+        self._watchers: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._next_watcher = 0
 
     def now(self) -> datetime:
         """Return the current (manual) time."""
@@ -53,11 +56,44 @@ class ManualClock:
             self.advance(seconds)
 
     def advance(self, seconds: float | timedelta) -> None:
-        """Move time forward."""
-        delta = seconds if isinstance(seconds, timedelta) else timedelta(seconds=seconds)
+        """
+        Move time forward.
+
+        With watchers (`watch`), time moves in steps no longer than the shortest watcher
+        period, and the watchers run after each step, so something that must happen every
+        *n* seconds (a lease heartbeat) happens before a long jump carries past its deadline.
+        """
+        total = seconds.total_seconds() if isinstance(seconds, timedelta) else float(seconds)
+        while total > 0:
+            with self._lock:
+                watchers = list(self._watchers.values())
+            step = min([total, *(period for period, _ in watchers)])
+            with self._lock:
+                self._now += timedelta(seconds=step)
+                self._mono += step
+            total -= step
+            for _, callback in watchers:
+                callback()
+
+    def watch(self, period: float, callback: Callable[[], None]) -> Callable[[], None]:
+        """
+        Run *callback* each time the clock has moved (at most) *period* seconds; return a
+        function that stops it. The Synchronizer's lease heartbeat uses this on manual clocks,
+        where time jumps instead of passing.
+        """
+        if period <= 0:
+            msg = "period must be > 0"
+            raise ValueError(msg)
         with self._lock:
-            self._now += delta
-            self._mono += delta.total_seconds()
+            token = self._next_watcher
+            self._next_watcher += 1
+            self._watchers[token] = (period, callback)
+
+        def stop() -> None:
+            with self._lock:
+                self._watchers.pop(token, None)
+
+        return stop
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now.isoformat()})"
