@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import contracts_dir, require
 
 from catalogsync import (
     ChannelAuthError,
@@ -31,8 +31,11 @@ from catalogsync.channels.shopify import (
     ShopifyStore,
     StaticToken,
 )
+from catalogsync.channels.shopify._channel import _Pacer
+from catalogsync.channels.shopify._sansio import Cost
 from catalogsync.testing import FaultKind, Faults, ManualClock, ShopifyEmulator
 from catalogsync.typing import Operation, Outcome, RenderContext
+from conftest import contracts_dir, require
 
 
 TOKEN = "shpat_emulated_token_0001"
@@ -791,18 +794,63 @@ def test_low_restore_rate_finishes_without_failures(clock, status):
     assert 0.7 * 10 <= metrics.cost_rate <= 10 * 1.05 + 100 / metrics.seconds
 
 
-def test_concurrent_push_paces_a_shared_bucket(clock):
-    """Several operations in flight share one bucket: no item fails, throttles stay rare."""
-    emu, channel = make(clock, emulator={"bucket_size": 200, "restore_rate": 20}, concurrency=4)
+def test_concurrent_push_paces_a_shared_bucket():
+    """Several operations in flight share one bucket: however threads interleave, none is throttled."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for _ in range(3):
+            clock = ManualClock()
+            emu, channel = make(
+                clock, emulator={"bucket_size": 200, "restore_rate": 20}, concurrency=4
+            )
+            sync = Sync(channel, ConnectorParams())
+            for n in range(16):
+                sync.put(Item(f"P{n}", P, fields={"title": f"Shoe {n}"}))
+
+            outcomes = sync.push(*(sync.op((P, f"P{n}")) for n in range(16)))
+
+            assert all(o.ok for o in outcomes)
+            assert len(emu.products) == 16
+            assert (emu.throttles, channel.metrics.throttled) == (0, 0)
+            assert emu.cost_requested > 200  # more than the bucket held: pacing had to wait
+            assert clock.slept > 0
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_pacing_keeps_a_rounding_margin(clock):
+    """A request timed to the point Shopify reported (rounded) is not throttled by the rounding."""
+    emu, channel = make(clock, emulator={"bucket_size": 100, "restore_rate": 33.3}, concurrency=1)
     sync = Sync(channel, ConnectorParams())
-    for n in range(16):
+    for n in range(20):
         sync.put(Item(f"P{n}", P, fields={"title": f"Shoe {n}"}))
 
-    outcomes = sync.push(*(sync.op((P, f"P{n}")) for n in range(16)))
+    outcomes = sync.push(*(sync.op((P, f"P{n}")) for n in range(20)))
 
     assert all(o.ok for o in outcomes)
-    assert len(emu.products) == 16
-    assert emu.throttles <= 4
+    assert emu.cost_requested > 100
+    assert emu.throttles == 0
+
+
+def test_stale_cost_reports_never_overstate_the_bucket(clock):
+    """Answers arriving out of order: the older report is adopted minus every overlapping request."""
+    pacer = _Pacer(clock)
+
+    def report(available: float) -> Cost:
+        return Cost(requested=10, actual=10, maximum=100, available=available, restore_rate=1)
+
+    first = pacer.take(10)
+    pacer.settle(first, report(90))  # the store knows: 100 - 10 (margin: 1 point)
+    a, b = pacer.take(10), pacer.take(10)
+    # Shopify charged b, then a; a's answer (80 left) is read first, then b's stale one (90).
+    pacer.settle(a, report(80))
+    after_a = pacer.bucket.available
+    pacer.settle(b, report(90))
+
+    assert after_a == pytest.approx(80 - 10 - 1)  # b may not be in a's report: counted out
+    assert pacer.bucket.available == pytest.approx(90 - 10 - 1)  # a overlapped b: counted out
+    assert pacer.bucket.available <= 80
 
 
 def test_requests_overlap_when_concurrent():

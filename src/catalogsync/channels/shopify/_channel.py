@@ -71,6 +71,9 @@ DEFAULT_VARIANT: Final = "#default"
 #: Starting bucket before the first response says better (Standard plan restore rate).
 _INITIAL_RATE: Final = 100.0
 _INITIAL_BURST: Final = 1000.0
+#: Points kept back from every report: Shopify rounds ``currentlyAvailable``, and a request
+#: timed to the exact point would be throttled by a rounding.
+_REPORT_MARGIN: Final = 1.0
 
 
 def _domain(value: str) -> str:
@@ -171,15 +174,74 @@ _CAPABILITIES: Final[dict[str, Any]] = {
 }
 
 
+@frozen
+class _Ticket:
+    """The cost one request took from the bucket, and what was in flight around it."""
+
+    cost: float
+    #: Cost of our other requests in flight when this one took its points.
+    inflight: float
+    #: The session's running total of points taken, this request included.
+    taken: float
+
+
+class _Pacer:
+    """
+    The store's cost bucket as this process sees it, shared by every thread of the channel.
+
+    Shopify's ``throttleStatus`` is the truth, but a report is already stale when it arrives:
+    any of our requests that overlapped this one (in flight when it took its points, or sent
+    after) may have been charged after the report was made. So a report is adopted minus all
+    of them, which can count a request twice but never forgets one: whatever the threads'
+    interleaving, the local view never exceeds what the store really holds, and our own
+    concurrency never earns a throttle. Taking points and adopting a report are atomic with
+    respect to each other (one lock); sleeping for points happens outside it.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.bucket = TokenBucket(rate=_INITIAL_RATE, burst=_INITIAL_BURST, clock=clock)
+        self._lock = threading.Lock()
+        self._inflight = 0.0
+        self._taken = 0.0
+
+    def take(self, cost: float) -> _Ticket:
+        """Wait until the bucket holds *cost* points (all of it, if it can), then take them."""
+        bucket = self.bucket
+        while True:
+            with self._lock:
+                available = bucket.available
+                if available >= cost or (cost > bucket.burst and available >= bucket.burst):
+                    bucket.acquire(cost)  # only holders of the lock take: this never waits
+                    ticket = _Ticket(cost, self._inflight, self._taken + cost)
+                    self._inflight += cost
+                    self._taken += cost
+                    return ticket
+                wait = (min(cost, bucket.burst) - available) / bucket.rate
+            self.clock.sleep(wait)
+
+    def settle(self, ticket: _Ticket, cost: _sansio.Cost | None) -> None:
+        """The request of *ticket* is answered (with the store's cost report, if any)."""
+        with self._lock:
+            self._inflight -= ticket.cost
+            if cost is None:
+                return
+            overlapping = ticket.inflight + (self._taken - ticket.taken)
+            self.bucket.update(
+                rate=cost.restore_rate,
+                burst=cost.maximum,
+                available=cost.available - overlapping - _REPORT_MARGIN,
+            )
+
+
 class _Session:
     """Per-store state: the cost bucket, what the store told us, the definitions check."""
 
     def __init__(self, store: ShopifyStore, endpoint: Endpoint, clock: Clock) -> None:
         self.store = store
         self.endpoint = endpoint
-        self.bucket = TokenBucket(rate=_INITIAL_RATE, burst=_INITIAL_BURST, clock=clock)
-        self.lock = threading.Lock()
-        self.inflight = 0.0
+        self.pacer = _Pacer(clock)
+        self.bucket = self.pacer.bucket
         self.served_version: str | None = None
         self.deprecations: set[str] = set()
         self.definitions_ok = False
@@ -427,7 +489,13 @@ class ShopifyChannel:
         )
 
     def _send(self, session: _Session, request: GraphQLRequest, token: Secret) -> httpx.Response:
-        held = [0.0]  # cost points this request holds in the bucket's in-flight tally
+        pacer = session.pacer
+        held: list[_Ticket | None] = [None]  # the points this attempt holds, until answered
+
+        def settle(cost: _sansio.Cost | None) -> None:
+            ticket, held[0] = held[0], None
+            if ticket is not None:
+                pacer.settle(ticket, cost)
 
         def build() -> httpx.Request:
             return _sansio.to_http(
@@ -435,35 +503,17 @@ class ShopifyChannel:
             )
 
         def before() -> None:
-            self._release(session, held)
-            session.bucket.acquire(request.cost)
-            with session.lock:
-                session.inflight += request.cost
-            held[0] = request.cost
+            settle(None)  # a previous attempt whose answer never came
+            held[0] = pacer.take(request.cost)
 
         def classify(response: httpx.Response) -> Verdict:
-            self._release(session, held)
-            cost = _sansio.read_cost(_safe_json(response).get("extensions"))
-            if cost is not None:
-                with session.lock:
-                    others = session.inflight
-                # The store's view, minus what our other requests in flight will take.
-                session.bucket.update(
-                    rate=cost.restore_rate, burst=cost.maximum, available=cost.available - others
-                )
+            settle(_sansio.read_cost(_safe_json(response).get("extensions")))
             return _sansio.classify(response)
 
         try:
             return self.transport.send(build, classify=classify, before=before)
         finally:
-            self._release(session, held)
-
-    @staticmethod
-    def _release(session: _Session, held: list[float]) -> None:
-        if held[0]:
-            with session.lock:
-                session.inflight -= held[0]
-            held[0] = 0.0
+            settle(None)
 
     def _observe(self, session: _Session, result: GraphQLResponse) -> None:
         if result.cost is not None:
