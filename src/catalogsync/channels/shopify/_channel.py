@@ -52,7 +52,7 @@ from ..._models import (
 )
 from ..._secrets import Secret, get_logger
 from ...typing import Capabilities, ConnectionInfo, Operation, Outcome, Payload, RenderContext
-from .._transport import HttpTransport, RetryPolicy, TokenBucket, Verdict
+from .._transport import HttpTransport, RetryPolicy, TokenBucket, Verdict, VerdictKind
 from . import _render, _sansio, _validate
 from ._auth import TokenProvider
 from ._sansio import CustomId, GraphQLRequest, GraphQLResponse, ProductNode
@@ -189,49 +189,96 @@ class _Pacer:
     """
     The store's cost bucket as this process sees it, shared by every thread of the channel.
 
-    Shopify's ``throttleStatus`` is the truth, but a report is already stale when it arrives:
-    any of our requests that overlapped this one (in flight when it took its points, or sent
-    after) may have been charged after the report was made. So a report is adopted minus all
-    of them, which can count a request twice but never forgets one: whatever the threads'
-    interleaving, the local view never exceeds what the store really holds, and our own
-    concurrency never earns a throttle. Taking points and adopting a report are atomic with
-    respect to each other (one lock); sleeping for points happens outside it.
+    Every request takes its requested cost before it is sent, and gets back what the store did
+    not charge when its answer comes; so without other apps on the store, the local view lags
+    behind the store's and never runs ahead, whatever the threads' interleaving.
+
+    Shopify's ``throttleStatus`` says what other apps spent, but a report is stale when it
+    arrives: our requests that overlapped this one (in flight when it took its points, or sent
+    after) may have been charged before or after the report was made, and a thread that is slow
+    to read its answer makes any report look old. A report no request of ours overlapped is
+    exact and adopted as it is (minus a rounding margin); an overlapped one only lowers the
+    estimate, minus every overlapping request, and only when the store throttled us, which
+    proves the estimate ran ahead. Taking points and reading a report are atomic with respect
+    to each other (one lock); sleeping for points happens outside it.
+
+    Requests wait for points in line, first come first served, and only the first in line
+    sleeps for the shortfall: threads that each slept for the same shortfall would oversleep
+    together (on a `catalogsync.testing.ManualClock` their sleeps even add up, and points
+    beyond the bucket's size are lost).
     """
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.bucket = TokenBucket(rate=_INITIAL_RATE, burst=_INITIAL_BURST, clock=clock)
-        self._lock = threading.Lock()
+        self._answered = threading.Condition()  # guards the counts below and the bucket
         self._inflight = 0.0
         self._taken = 0.0
+        # Requests wait for points in turn: only the first in line sleeps on the clock.
+        self._line = threading.Condition()
+        self._next = 0
+        self._serving = 0
 
     def take(self, cost: float) -> _Ticket:
-        """Wait until the bucket holds *cost* points (all of it, if it can), then take them."""
+        """Wait in line until the bucket holds *cost* points (all of it, if it can); take them."""
+        with self._line:
+            turn = self._next
+            self._next += 1
+            while self._serving != turn:
+                self._line.wait()
+        try:
+            return self._take(cost)
+        finally:
+            with self._line:
+                self._serving += 1
+                self._line.notify_all()
+
+    def _take(self, cost: float) -> _Ticket:
         bucket = self.bucket
-        while True:
-            with self._lock:
+        with self._answered:
+            while True:
                 available = bucket.available
-                if available >= cost or (cost > bucket.burst and available >= bucket.burst):
+                need = min(cost, bucket.burst)
+                # The store's bucket holds at most its size, however long our requests take to
+                # arrive: points they took are not there to refill.
+                room = bucket.burst - self._inflight
+                if available >= need and room >= need:
                     bucket.acquire(cost)  # only holders of the lock take: this never waits
                     ticket = _Ticket(cost, self._inflight, self._taken + cost)
                     self._inflight += cost
                     self._taken += cost
                     return ticket
-                wait = (min(cost, bucket.burst) - available) / bucket.rate
-            self.clock.sleep(wait)
+                if room < need:
+                    self._answered.wait()  # for answers (other threads), not for time
+                else:
+                    wait = (need - available) / bucket.rate
+                    self._answered.release()
+                    try:
+                        self.clock.sleep(wait)
+                    finally:
+                        self._answered.acquire()
 
-    def settle(self, ticket: _Ticket, cost: _sansio.Cost | None) -> None:
+    def settle(
+        self, ticket: _Ticket, cost: _sansio.Cost | None, *, throttled: bool = False
+    ) -> None:
         """The request of *ticket* is answered (with the store's cost report, if any)."""
-        with self._lock:
+        with self._answered:
             self._inflight -= ticket.cost
+            self._answered.notify_all()
             if cost is None:
-                return
+                return  # the answer was lost: the request may have been charged in full
+            bucket = self.bucket
+            bucket.update(rate=cost.restore_rate, burst=cost.maximum)
             overlapping = ticket.inflight + (self._taken - ticket.taken)
-            self.bucket.update(
-                rate=cost.restore_rate,
-                burst=cost.maximum,
-                available=cost.available - overlapping - _REPORT_MARGIN,
-            )
+            reported = cost.available - overlapping - _REPORT_MARGIN
+            if overlapping == 0:
+                bucket.update(available=reported)  # nothing of ours can be missing from it
+                return
+            # What the store did not charge comes back (all of it when it refused the request).
+            refunded = bucket.available + max(0.0, ticket.cost - (cost.actual or 0.0))
+            if throttled:  # proof that the estimate ran ahead (another app is spending)
+                refunded = min(refunded, reported)
+            bucket.update(available=refunded)
 
 
 class _Session:
@@ -492,10 +539,10 @@ class ShopifyChannel:
         pacer = session.pacer
         held: list[_Ticket | None] = [None]  # the points this attempt holds, until answered
 
-        def settle(cost: _sansio.Cost | None) -> None:
+        def settle(cost: _sansio.Cost | None, *, throttled: bool = False) -> None:
             ticket, held[0] = held[0], None
             if ticket is not None:
-                pacer.settle(ticket, cost)
+                pacer.settle(ticket, cost, throttled=throttled)
 
         def build() -> httpx.Request:
             return _sansio.to_http(
@@ -507,8 +554,10 @@ class ShopifyChannel:
             held[0] = pacer.take(request.cost)
 
         def classify(response: httpx.Response) -> Verdict:
-            settle(_sansio.read_cost(_safe_json(response).get("extensions")))
-            return _sansio.classify(response)
+            verdict = _sansio.classify(response)
+            cost = _sansio.read_cost(_safe_json(response).get("extensions"))
+            settle(cost, throttled=verdict.kind is VerdictKind.THROTTLED)
+            return verdict
 
         try:
             return self.transport.send(build, classify=classify, before=before)
