@@ -268,6 +268,33 @@ def test_update_sends_changed_variants_and_keeps_ids(clock):
     assert len(emu.products) == 1
 
 
+def test_price_edit_leaves_stock_alone(clock):
+    """A variant whose price changed but whose stock did not gets no inventory write."""
+    emu, channel = make(clock)
+    sync = Sync(channel)
+    create_all(sync)
+    calls = emu.calls["inventorySetQuantities"]
+
+    sync.put(
+        Item(
+            "V1",
+            V,
+            fields={"options": {"Size": "41"}, "price": "79.00", "sku": "TS-41", "stock": 11},
+            parents=("P1",),
+        )
+    )
+    outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V1")))
+
+    assert all(o.ok for o in outcomes)
+    assert emu.calls["inventorySetQuantities"] == calls
+    product = emu.product_by_ref("P1")
+    assert product is not None
+    assert (product.variants[1].price, emu.quantity(product.variants[1].inventory_item_id)) == (
+        "79.00",
+        11,
+    )
+
+
 def test_variant_removal_replaces_the_list(clock):
     """A variant removed in the PIM leaves the product's list; its stock record goes with it."""
     emu, channel = make(clock)

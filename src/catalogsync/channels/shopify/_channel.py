@@ -1116,7 +1116,6 @@ class _ProductUpsert:
             _combo(f.get("optionValues") or ()): key
             for f, key in zip(self.fragments, self.keys, strict=True)
         }
-        self.changed = {c.ref for c in op.carried if c.action not in _REMOVALS} | {DEFAULT_VARIANT}
         self.known, self.sent_stock = _variant_memo(op.memo)
         #: Stock rendered per variant key (what step 3 overwrites and the memo remembers).
         self.stock_of = {
@@ -1191,12 +1190,10 @@ class _ProductUpsert:
             if ids:
                 variant["id"] = ids[0]
                 quantities = variant.pop("inventoryQuantities", None)
-                # Changed variants, and any whose stock differs from what we last sent (should a
-                # caller not carry every changed variant).
+                # Only stock that differs from what we last sent (or never got through): a
+                # price edit must not overwrite the store's count with the same number.
                 remembered = self.sent_stock.get(key)
-                if quantities and (
-                    key in self.changed or remembered != str(self.stock_of.get(key))
-                ):
+                if quantities and remembered != str(self.stock_of.get(key)):
                     stock.extend((key, int(q["quantity"])) for q in quantities)
             variants.append(variant)
         job = self.job
