@@ -733,6 +733,22 @@ def test_lost_answer_is_retried_without_duplicating(clock):
     assert channel.metrics.retries >= 1
 
 
+def test_lost_collection_create_answer_is_not_an_error(clock):
+    """A collectionCreate applied but unanswered: its retry finds the collection by custom id."""
+    emu, channel = make(clock)
+    sync = Sync(channel)
+    catalog(sync)
+    sync.push(sync.op((P, "P1")))  # the definitions exist now
+    emu.lose_responses = 1
+
+    (outcome,) = sync.push(sync.op((C, "C1")))
+
+    assert (outcome.ok, outcome.action) == (True, ItemAction.CREATE), outcome.errors
+    assert len(emu.collections) == 1
+    assert outcome.channel_id in emu.collections
+    assert emu.calls["collectionUpdate"] == 1  # the found collection is written once more
+
+
 def test_stale_stored_ids_self_heal(clock):
     """A product deleted in the admin is re-created by custom id instead of failing forever."""
     emu, channel = make(clock)

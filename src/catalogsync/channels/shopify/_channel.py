@@ -997,6 +997,12 @@ class _Job:
                 written = self._collection_write(gid, data) if gid else None
         if written is None:
             written = self._collection_write(None, data)
+            if written.errors and self.channel.custom_id is not None:
+                # A create retried after its answer was lost finds its own collection holding
+                # the custom id ("already taken"): update that one instead.
+                gid = self.lookup_collection(data.get("handle"))
+                if gid is not None:
+                    written = self._collection_write(gid, data)
         if written.errors:
             return self.failed(written.errors)
         collection = written.collection
