@@ -1232,6 +1232,32 @@ def test_test_mode_goes_to_the_development_store(clock):
     assert prod.collections == {}
 
 
+def test_test_mode_products_join_collections_found_by_custom_id(clock):
+    """A development store gets no stored collection ids: products find their collections."""
+    emu = ShopifyEmulator(schema=schema_path(), clock=clock, access_tokens=[TOKEN])
+    dev = ShopifyStore(
+        "acme-dev", StaticToken(Secret(TOKEN)), location_id=LOCATION, base_url=emu.base_url
+    )
+    channel = ShopifyChannel(
+        ShopifyStore("acme", StaticToken(Secret(TOKEN))),
+        test_store=dev,
+        client=emu.client(),
+        clock=clock,
+    )
+    sync = Sync(channel, ConnectorParams(mode="test"))
+    catalog(sync, variants=1)
+    (category,) = sync.push(sync.op((C, "C1")))
+    sync.state.clear()  # test runs store nothing: the product's payload names no collection
+    assert sync.payload((P, "P1"))["input"]["collections"] == []
+
+    outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V0")))
+
+    assert all(o.ok and o.endpoint is Endpoint.TEST for o in outcomes)
+    product = emu.product_by_ref("P1")
+    assert product is not None
+    assert product.collections == [category.channel_id]
+
+
 def test_push_without_a_test_store_raises(clock):
     """A TEST push without a development store is a configuration error, not item errors."""
     _emu, channel = make(clock)

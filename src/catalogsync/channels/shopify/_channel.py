@@ -765,11 +765,14 @@ class _Job:
         except ChannelProtocolError as exc:
             return ItemError(ErrorKind.TRANSPORT, str(exc), code="PROTOCOL")
 
-    def identifier(self, handle: Any) -> dict[str, Any] | None:
-        """The upsert key: the custom id, else the handle (``None`` when there is neither)."""
+    def identifier(self, handle: Any, ref: str | None = None) -> dict[str, Any] | None:
+        """
+        The upsert key of this operation's item (or of *ref*): the custom id, else the handle
+        (``None`` when there is neither).
+        """
         custom = self.channel.custom_id
         if custom is not None:
-            return {"customId": custom.as_input(self.op.ref)}
+            return {"customId": custom.as_input(ref or self.op.ref)}
         if isinstance(handle, str) and handle:
             return {"handle": handle}
         return None
@@ -837,9 +840,9 @@ class _Job:
             page = more.page
         return ProductNode(node.id, node.handle, node.status, tuple(variants), page)
 
-    def lookup_collection(self, handle: Any) -> str | None:
-        """Find a collection's GID by the upsert key."""
-        identifier = self.identifier(handle)
+    def lookup_collection(self, handle: Any, ref: str | None = None) -> str | None:
+        """Find a collection's GID by the upsert key (of this category, or of *ref*)."""
+        identifier = self.identifier(handle, ref)
         if identifier is None:
             return None
         response = self.call(_sansio.collection_lookup(identifier))
@@ -1136,6 +1139,7 @@ class _ProductUpsert:
 
     def run(self) -> list[Outcome]:
         job = self.job
+        self.test_collections()
         product_gid = job.op.channel_id
         if product_gid is None:
             identifier = job.identifier(self.data.get("handle"))
@@ -1185,6 +1189,23 @@ class _ProductUpsert:
             memo=memo,
         )
         return [head, *self.carried(node, now, before, by_variant, sent.response.request_id)]
+
+    def test_collections(self) -> None:
+        """
+        In a development store (``mode=TEST``) the synchronizer keeps no collection ids, so the
+        payload names none: find the collections of the product's categories by custom id.
+        """
+        job = self.job
+        item = job.op.item
+        if (
+            job.endpoint is not Endpoint.TEST
+            or self.data.get("collections")
+            or item is None
+            or job.channel.custom_id is None
+        ):
+            return
+        found = (job.lookup_collection(None, ref) for ref in item.parents)
+        self.data["collections"] = [gid for gid in found if gid is not None]
 
     def send(self, product_gid: str | None) -> _Sent:
         """Send one ``productSet``: ids of known variants in, their stock out (for step 3)."""
