@@ -248,9 +248,10 @@ DemoSetup = tuple[Channel, ConnectorParams, contextlib.ExitStack]
 #: keeps its demo wiring (emulator, catalogue, field mapping) in its own ``_demo`` module.
 CHANNELS: dict[str, str] = {
     "memory": "catalogsync._demo:memory_setup",
+    "shopify": "catalogsync.channels.shopify._demo:demo_setup",
     "takealot": "catalogsync.channels.takealot._demo:demo_setup",
 }
-DEFAULT_CHANNEL = "memory"
+DEFAULT_CHANNEL = "shopify"
 
 
 def memory_setup() -> DemoSetup:
