@@ -163,15 +163,14 @@ class ShopifyMetrics:
         return self.actual_cost / self.seconds if self.seconds > 0 else 0.0
 
 
-# Passed as keywords: Capabilities' ``converter=frozenset`` has a generic signature mypy cannot
-# solve for literal arguments (typing.py is a shared file).
-_CAPABILITIES: Final[dict[str, Any]] = {
-    "reads": frozenset(
-        {(ItemType.PRODUCT, ItemType.VARIANT), (ItemType.PRODUCT, ItemType.CATEGORY)}
-    ),
-    "carried": {ItemType.VARIANT: ItemType.PRODUCT},
-    "removals": frozenset({ItemAction.DELETE, ItemAction.ARCHIVE}),
-}
+#: A product lists its variants and its categories' collection GIDs (so a collection's new GID
+#: re-renders the products in it); variants travel inside their product's ``productSet``.
+_CAPABILITIES: Final = Capabilities(
+    reads={(ItemType.PRODUCT, ItemType.VARIANT), (ItemType.PRODUCT, ItemType.CATEGORY)},
+    reads_ids={(ItemType.PRODUCT, ItemType.CATEGORY)},
+    carried={ItemType.VARIANT: ItemType.PRODUCT},
+    removals={ItemAction.DELETE, ItemAction.ARCHIVE},
+)
 
 
 @frozen
@@ -333,7 +332,7 @@ class ShopifyChannel:
     """
 
     name = "shopify"
-    capabilities = Capabilities(**_CAPABILITIES)
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
