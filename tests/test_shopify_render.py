@@ -222,8 +222,7 @@ def test_option_forms():
 
 
 def test_option_names_and_values_can_come_from_differently_named_fields():
-    """option_names (product) and options (variant) map to different PIM fields, as a PIM that
-    calls a product's list "options" and a variant's values "option_values" needs."""
+    """A product's option_names and its variants' options can map to differently named fields."""
     params = ConnectorParams(field_mapping={"option_names": "options", "options": "option_values"})
     product = shoe(options=["Color", "Size"])
     variants = [
