@@ -74,6 +74,8 @@ _INITIAL_BURST: Final = 1000.0
 #: Points kept back from every report: Shopify rounds ``currentlyAvailable``, and a request
 #: timed to the exact point would be throttled by a rounding.
 _REPORT_MARGIN: Final = 1.0
+#: Below this many points, nothing of ours overlapped a request.
+_EXACT: Final = 1e-6
 
 
 def _domain(value: str) -> str:
@@ -270,7 +272,7 @@ class _Pacer:
             bucket.update(rate=cost.restore_rate, burst=cost.maximum)
             overlapping = ticket.inflight + (self._taken - ticket.taken)
             reported = cost.available - overlapping - _REPORT_MARGIN
-            if overlapping == 0:
+            if overlapping < _EXACT:  # (costs are sums of floats)
                 bucket.update(available=reported)  # nothing of ours can be missing from it
                 return
             # What the store did not charge comes back (all of it when it refused the request).
