@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import contracts_dir, require
 
 from catalogsync import (
     ChannelAuthError,
@@ -31,8 +32,11 @@ from catalogsync.channels.shopify import (
     ShopifyStore,
     StaticToken,
 )
+from catalogsync.channels.shopify._channel import _Pacer
+from catalogsync.channels.shopify._sansio import Cost
 from catalogsync.testing import FaultKind, Faults, ManualClock, ShopifyEmulator
 from catalogsync.typing import Operation, Outcome, RenderContext
+from conftest import contracts_dir, require
 
 
 TOKEN = "shpat_emulated_token_0001"
@@ -262,6 +266,33 @@ def test_update_sends_changed_variants_and_keeps_ids(clock):
     assert [emu.quantity(v.inventory_item_id) for v in product.variants] == [10, 3, 12]
     assert emu.calls["inventorySetQuantities"] == 1
     assert len(emu.products) == 1
+
+
+def test_price_edit_leaves_stock_alone(clock):
+    """A variant whose price changed but whose stock did not gets no inventory write."""
+    emu, channel = make(clock)
+    sync = Sync(channel)
+    create_all(sync)
+    calls = emu.calls["inventorySetQuantities"]
+
+    sync.put(
+        Item(
+            "V1",
+            V,
+            fields={"options": {"Size": "41"}, "price": "79.00", "sku": "TS-41", "stock": 11},
+            parents=("P1",),
+        )
+    )
+    outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V1")))
+
+    assert all(o.ok for o in outcomes)
+    assert emu.calls["inventorySetQuantities"] == calls
+    product = emu.product_by_ref("P1")
+    assert product is not None
+    assert (product.variants[1].price, emu.quantity(product.variants[1].inventory_item_id)) == (
+        "79.00",
+        11,
+    )
 
 
 def test_variant_removal_replaces_the_list(clock):
@@ -702,6 +733,22 @@ def test_lost_answer_is_retried_without_duplicating(clock):
     assert channel.metrics.retries >= 1
 
 
+def test_lost_collection_create_answer_is_not_an_error(clock):
+    """A collectionCreate applied but unanswered: its retry finds the collection by custom id."""
+    emu, channel = make(clock)
+    sync = Sync(channel)
+    catalog(sync)
+    sync.push(sync.op((P, "P1")))  # the definitions exist now
+    emu.lose_responses = 1
+
+    (outcome,) = sync.push(sync.op((C, "C1")))
+
+    assert (outcome.ok, outcome.action) == (True, ItemAction.CREATE), outcome.errors
+    assert len(emu.collections) == 1
+    assert outcome.channel_id in emu.collections
+    assert emu.calls["collectionUpdate"] == 1  # the found collection is written once more
+
+
 def test_stale_stored_ids_self_heal(clock):
     """A product deleted in the admin is re-created by custom id instead of failing forever."""
     emu, channel = make(clock)
@@ -791,18 +838,122 @@ def test_low_restore_rate_finishes_without_failures(clock, status):
     assert 0.7 * 10 <= metrics.cost_rate <= 10 * 1.05 + 100 / metrics.seconds
 
 
-def test_concurrent_push_paces_a_shared_bucket(clock):
-    """Several operations in flight share one bucket: no item fails, throttles stay rare."""
-    emu, channel = make(clock, emulator={"bucket_size": 200, "restore_rate": 20}, concurrency=4)
+def test_concurrent_push_paces_a_shared_bucket():
+    """Operations in flight share one bucket: however threads interleave, none is throttled."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for _ in range(3):
+            clock = ManualClock()
+            emu, channel = make(
+                clock, emulator={"bucket_size": 200, "restore_rate": 20}, concurrency=4
+            )
+            sync = Sync(channel, ConnectorParams())
+            for n in range(16):
+                sync.put(Item(f"P{n}", P, fields={"title": f"Shoe {n}"}))
+
+            outcomes = sync.push(*(sync.op((P, f"P{n}")) for n in range(16)))
+
+            assert all(o.ok for o in outcomes)
+            assert len(emu.products) == 16
+            assert (emu.throttles, channel.metrics.throttled) == (0, 0)
+            assert emu.cost_requested > 200  # more than the bucket held: pacing had to wait
+            # one thread at a time sleeps for the shortfall: no oversleeping side by side
+            assert 0 < clock.slept <= 1.1 * (emu.cost_requested - 200) / 20
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_pacing_keeps_a_rounding_margin(clock):
+    """A request timed to the point Shopify reported (rounded) is not throttled by the rounding."""
+    emu, channel = make(clock, emulator={"bucket_size": 100, "restore_rate": 33.3}, concurrency=1)
     sync = Sync(channel, ConnectorParams())
-    for n in range(16):
+    for n in range(20):
         sync.put(Item(f"P{n}", P, fields={"title": f"Shoe {n}"}))
 
-    outcomes = sync.push(*(sync.op((P, f"P{n}")) for n in range(16)))
+    outcomes = sync.push(*(sync.op((P, f"P{n}")) for n in range(20)))
 
     assert all(o.ok for o in outcomes)
-    assert len(emu.products) == 16
-    assert emu.throttles <= 4
+    assert emu.cost_requested > 100
+    assert emu.throttles == 0
+
+
+def report(available: float, *, actual: float | None = 10, maximum: float = 100) -> Cost:
+    """A cost report of Shopify's (restore rate 1 point/s)."""
+    return Cost(requested=10, actual=actual, maximum=maximum, available=available, restore_rate=1)
+
+
+def calibrated(clock: ManualClock, available: float = 90) -> _Pacer:
+    """A pacer that has read one exact report (and kept its one-point rounding margin)."""
+    pacer = _Pacer(clock)
+    pacer.settle(pacer.take(10), report(available))
+    assert pacer.bucket.available == available - 1
+    return pacer
+
+
+def test_a_report_nothing_overlapped_is_adopted_up_or_down(clock):
+    """An answer no other request overlapped is exact: the estimate follows it either way."""
+    pacer = calibrated(clock, 50)
+
+    pacer.settle(pacer.take(10), report(95))
+    up = pacer.bucket.available
+    pacer.settle(pacer.take(10), report(20))
+
+    assert (up, pacer.bucket.available) == (94, 19)
+
+
+def test_out_of_order_answers_never_overstate_the_bucket(clock):
+    """Answers read out of order: the estimate stays at or below what Shopify really holds."""
+    pacer = calibrated(clock, 90)  # 89 after the margin
+    a, b = pacer.take(10), pacer.take(10)
+    # Shopify charged b, then a (80 left); a's answer is read first, then b's stale one (90).
+    pacer.settle(a, report(80))
+    after_a = pacer.bucket.available
+    pacer.settle(b, report(90))
+
+    assert after_a == 69  # 89 - 20: an overlapped report never raises the estimate
+    assert pacer.bucket.available == 69
+    assert pacer.bucket.available <= 80
+
+
+def test_uncharged_points_come_back(clock):
+    """What Shopify did not charge (unfilled connection slots, a refused query) is returned."""
+    pacer = calibrated(clock, 90)
+    a, b = pacer.take(30), pacer.take(10)
+    pacer.settle(a, report(60, actual=12))  # overlapped by b: its own refund only
+    pacer.settle(b, report(0, actual=None))  # refused (not charged): all of it comes back
+
+    assert pacer.bucket.available == 89 - 40 + 18 + 10
+
+
+def test_a_throttle_lowers_the_estimate_even_when_overlapped(clock):
+    """Throttled although the estimate said go: another app spends, so the report counts."""
+    pacer = calibrated(clock, 90)
+    a, b = pacer.take(10), pacer.take(10)
+    pacer.settle(a, report(5, actual=None), throttled=True)
+
+    assert pacer.bucket.available == 5 - 10 - 1
+    pacer.settle(b, report(5))
+    assert pacer.bucket.available <= 5
+
+
+def test_points_in_flight_never_exceed_the_bucket(clock):
+    """A request that would put more than the bucket in flight waits for an answer, not time."""
+    pacer = calibrated(clock, 100)  # 99 after the margin
+    clock.advance(10)  # full again
+    first = pacer.take(90)
+    clock.advance(90)  # the estimate refills to 100, but 90 points are still on their way
+    taken: list[Any] = []
+    waiter = threading.Thread(target=lambda: taken.append(pacer.take(20)))
+    waiter.start()
+    waiter.join(0.2)
+
+    assert taken == []
+    assert clock.slept == 0
+    pacer.settle(first, report(95, actual=90))
+    waiter.join(5)
+    assert len(taken) == 1
+    assert clock.slept == 0
 
 
 def test_requests_overlap_when_concurrent():
@@ -1079,6 +1230,32 @@ def test_test_mode_goes_to_the_development_store(clock):
     assert outcome.channel_url.startswith("https://acme-dev.myshopify.com/admin/collections/")
     assert len(dev.collections) == 1
     assert prod.collections == {}
+
+
+def test_test_mode_products_join_collections_found_by_custom_id(clock):
+    """A development store gets no stored collection ids: products find their collections."""
+    emu = ShopifyEmulator(schema=schema_path(), clock=clock, access_tokens=[TOKEN])
+    dev = ShopifyStore(
+        "acme-dev", StaticToken(Secret(TOKEN)), location_id=LOCATION, base_url=emu.base_url
+    )
+    channel = ShopifyChannel(
+        ShopifyStore("acme", StaticToken(Secret(TOKEN))),
+        test_store=dev,
+        client=emu.client(),
+        clock=clock,
+    )
+    sync = Sync(channel, ConnectorParams(mode="test"))
+    catalog(sync, variants=1)
+    (category,) = sync.push(sync.op((C, "C1")))
+    sync.state.clear()  # test runs store nothing: the product's payload names no collection
+    assert sync.payload((P, "P1"))["input"]["collections"] == []
+
+    outcomes = sync.push(sync.op((P, "P1"), carried=sync.carried("P1", "V0")))
+
+    assert all(o.ok and o.endpoint is Endpoint.TEST for o in outcomes)
+    product = emu.product_by_ref("P1")
+    assert product is not None
+    assert product.collections == [category.channel_id]
 
 
 def test_push_without_a_test_store_raises(clock):

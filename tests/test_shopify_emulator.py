@@ -6,11 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import contracts_dir, require
 
 from catalogsync.channels.shopify import CustomId
 from catalogsync.channels.shopify import _sansio as s
 from catalogsync.testing import ManualClock, ShopifyEmulator
+from conftest import contracts_dir, require
 
 
 TOKEN = "shpat_emulated"

@@ -221,6 +221,35 @@ def test_option_forms():
     ]
 
 
+def test_option_names_and_values_can_come_from_differently_named_fields():
+    """A product's option_names and its variants' options can map to differently named fields."""
+    params = ConnectorParams(field_mapping={"option_names": "options", "options": "option_values"})
+    product = shoe(options=["Color", "Size"])
+    variants = [
+        Item(
+            f"V{i}",
+            V,
+            fields={"option_values": {"Size": s, "Color": c}, "price": "10.00"},
+            parents=("P1",),
+        )
+        for i, (s, c) in enumerate([("S", "Red"), ("M", "Blue")])
+    ]
+    ctx = context(product, *variants, params=params)
+
+    payload = channel().render(product, ctx)
+
+    options = payload["input"]["productOptions"]
+    assert [(o["name"], [v["name"] for v in o["values"]]) for o in options] == [
+        ("Color", ["Red", "Blue"]),  # the product's declared order
+        ("Size", ["S", "M"]),
+    ]
+    assert payload["input"]["variants"][1]["optionValues"] == [
+        {"optionName": "Size", "name": "M"},
+        {"optionName": "Color", "name": "Blue"},
+    ]
+    assert channel().validate(product, payload, ctx) == []
+
+
 def test_product_without_variants_gets_the_default_variant():
     """A product with no exportable variants sends Shopify's default variant with its own price."""
     payload = channel().render(shoe(price=25, sku="ONE"), context())

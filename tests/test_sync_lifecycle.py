@@ -497,7 +497,9 @@ def test_threads_share_one_event(backends, clock):
 
     assert events.total == 1
     assert event.status is EventStatus.COMPLETED
-    assert {r.event.id for r in results} == {event.id}
+    # a thread that starts after the others finished finds nothing to do: "idle" is right
+    assert {r.reason for r in results} <= {"completed", "idle"}
+    assert {r.event.id for r in results if r.event is not None} == {event.id}
     assert channel.duplicates() == {}
     assert len(channel.listings) == 5 + 120 + 360
     assert statuses.total == 485

@@ -249,9 +249,10 @@ DemoSetup = tuple[Channel, ConnectorParams, contextlib.ExitStack]
 CHANNELS: dict[str, str] = {
     "memory": "catalogsync._demo:memory_setup",
     "amazon": "catalogsync.channels.amazon._demo:demo_setup",
+    "shopify": "catalogsync.channels.shopify._demo:demo_setup",
     "takealot": "catalogsync.channels.takealot._demo:demo_setup",
 }
-DEFAULT_CHANNEL = "memory"
+DEFAULT_CHANNEL = "shopify"
 
 
 def memory_setup() -> DemoSetup:

@@ -76,6 +76,7 @@ from .typing import (
     CatalogSource,
     Channel,
     EventQuery,
+    ItemQuery,
     ItemRecord,
     Lease,
     Operation,
@@ -1164,7 +1165,7 @@ class Synchronizer:
             for child in current:
                 seen.add(child.ref)
                 state = loader.state(carried_type, child.ref)
-                cw = _Work(child.key, None, child, state)
+                cw = _Work(child.key, work.lease, child, state)  # the carrier's change
                 cw.payload, cw.digest, errors = self._payload(child, ctx)
                 if errors:
                     cw.decision, cw.errors = "invalid", errors
@@ -1183,7 +1184,7 @@ class Synchronizer:
             )
             for ref in sorted(stored - seen):
                 state = loader.state(carried_type, ref)
-                cw = _Work((carried_type, ref), None, loader.item(carried_type, ref), state)
+                cw = _Work((carried_type, ref), work.lease, loader.item(carried_type, ref), state)
                 cw.decision = "push"
                 cw.action = removal or ItemAction.DELETE
                 if removal is None:
@@ -1304,7 +1305,8 @@ class Synchronizer:
                 for cw in work.carried:
                     settle(cw)
             elif d == "invalid":
-                tally.failed[t] += 1
+                if not self._failed_before(event, work):
+                    tally.failed[t] += 1
                 records.append(
                     ItemRecord(
                         status(
@@ -1334,6 +1336,27 @@ class Synchronizer:
         for work in works:
             settle(work)
         return records
+
+    def _failed_before(self, event: SyncEvent, work: _Work) -> bool:
+        """
+        Whether a re-delivered item (its lease expired, or it was released) is already recorded
+        as failed in this event: the same change failing again is not a second failure.
+        """
+        lease = work.lease
+        if lease is None or lease.attempts <= 1:
+            return False
+        t, ref = work.key
+        found = self.store.item_statuses(
+            ItemQuery(
+                self.connector_id,
+                event_id=event.id,
+                ref_contains=ref,
+                item_type=t,
+                state=ItemState.ERROR,
+                limit=100,
+            )
+        )
+        return any(s.ref == ref for s in found)
 
     def _pushed(
         self,

@@ -52,7 +52,7 @@ from ..._models import (
 )
 from ..._secrets import Secret, get_logger
 from ...typing import Capabilities, ConnectionInfo, Operation, Outcome, Payload, RenderContext
-from .._transport import HttpTransport, RetryPolicy, TokenBucket, Verdict
+from .._transport import HttpTransport, RetryPolicy, TokenBucket, Verdict, VerdictKind
 from . import _render, _sansio, _validate
 from ._auth import TokenProvider
 from ._sansio import CustomId, GraphQLRequest, GraphQLResponse, ProductNode
@@ -71,6 +71,11 @@ DEFAULT_VARIANT: Final = "#default"
 #: Starting bucket before the first response says better (Standard plan restore rate).
 _INITIAL_RATE: Final = 100.0
 _INITIAL_BURST: Final = 1000.0
+#: Points kept back from every report: Shopify rounds ``currentlyAvailable``, and a request
+#: timed to the exact point would be throttled by a rounding.
+_REPORT_MARGIN: Final = 1.0
+#: Below this many points, nothing of ours overlapped a request.
+_EXACT: Final = 1e-6
 
 
 def _domain(value: str) -> str:
@@ -160,15 +165,121 @@ class ShopifyMetrics:
         return self.actual_cost / self.seconds if self.seconds > 0 else 0.0
 
 
-# Passed as keywords: Capabilities' ``converter=frozenset`` has a generic signature mypy cannot
-# solve for literal arguments (typing.py is a shared file).
-_CAPABILITIES: Final[dict[str, Any]] = {
-    "reads": frozenset(
-        {(ItemType.PRODUCT, ItemType.VARIANT), (ItemType.PRODUCT, ItemType.CATEGORY)}
-    ),
-    "carried": {ItemType.VARIANT: ItemType.PRODUCT},
-    "removals": frozenset({ItemAction.DELETE, ItemAction.ARCHIVE}),
-}
+#: A product lists its variants and its categories' collection GIDs (so a collection's new GID
+#: re-renders the products in it); variants travel inside their product's ``productSet``.
+_CAPABILITIES: Final = Capabilities(
+    reads={(ItemType.PRODUCT, ItemType.VARIANT), (ItemType.PRODUCT, ItemType.CATEGORY)},
+    reads_ids={(ItemType.PRODUCT, ItemType.CATEGORY)},
+    carried={ItemType.VARIANT: ItemType.PRODUCT},
+    removals={ItemAction.DELETE, ItemAction.ARCHIVE},
+)
+
+
+@frozen
+class _Ticket:
+    """The cost one request took from the bucket, and what was in flight around it."""
+
+    cost: float
+    #: Cost of our other requests in flight when this one took its points.
+    inflight: float
+    #: The session's running total of points taken, this request included.
+    taken: float
+
+
+class _Pacer:
+    """
+    The store's cost bucket as this process sees it, shared by every thread of the channel.
+
+    Every request takes its requested cost before it is sent, and gets back what the store did
+    not charge when its answer comes; so without other apps on the store, the local view lags
+    behind the store's and never runs ahead, whatever the threads' interleaving.
+
+    Shopify's ``throttleStatus`` says what other apps spent, but a report is stale when it
+    arrives: our requests that overlapped this one (in flight when it took its points, or sent
+    after) may have been charged before or after the report was made, and a thread that is slow
+    to read its answer makes any report look old. A report no request of ours overlapped is
+    exact and adopted as it is (minus a rounding margin); an overlapped one only lowers the
+    estimate, minus every overlapping request, and only when the store throttled us, which
+    proves the estimate ran ahead. Taking points and reading a report are atomic with respect
+    to each other (one lock); sleeping for points happens outside it.
+
+    Requests wait for points in line, first come first served, and only the first in line
+    sleeps for the shortfall: threads that each slept for the same shortfall would oversleep
+    together (on a `catalogsync.testing.ManualClock` their sleeps even add up, and points
+    beyond the bucket's size are lost).
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.bucket = TokenBucket(rate=_INITIAL_RATE, burst=_INITIAL_BURST, clock=clock)
+        self._answered = threading.Condition()  # guards the counts below and the bucket
+        self._inflight = 0.0
+        self._taken = 0.0
+        # Requests wait for points in turn: only the first in line sleeps on the clock.
+        self._line = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    def take(self, cost: float) -> _Ticket:
+        """Wait in line until the bucket holds *cost* points (all of it, if it can); take them."""
+        with self._line:
+            turn = self._next
+            self._next += 1
+            while self._serving != turn:
+                self._line.wait()
+        try:
+            return self._take(cost)
+        finally:
+            with self._line:
+                self._serving += 1
+                self._line.notify_all()
+
+    def _take(self, cost: float) -> _Ticket:
+        bucket = self.bucket
+        with self._answered:
+            while True:
+                available = bucket.available
+                need = min(cost, bucket.burst)
+                # The store's bucket holds at most its size, however long our requests take to
+                # arrive: points they took are not there to refill.
+                room = bucket.burst - self._inflight
+                if available >= need and room >= need:
+                    bucket.acquire(cost)  # only holders of the lock take: this never waits
+                    ticket = _Ticket(cost, self._inflight, self._taken + cost)
+                    self._inflight += cost
+                    self._taken += cost
+                    return ticket
+                if room < need:
+                    self._answered.wait()  # for answers (other threads), not for time
+                else:
+                    wait = (need - available) / bucket.rate
+                    self._answered.release()
+                    try:
+                        self.clock.sleep(wait)
+                    finally:
+                        self._answered.acquire()
+
+    def settle(
+        self, ticket: _Ticket, cost: _sansio.Cost | None, *, throttled: bool = False
+    ) -> None:
+        """The request of *ticket* is answered (with the store's cost report, if any)."""
+        with self._answered:
+            self._inflight -= ticket.cost
+            self._answered.notify_all()
+            if cost is None:
+                return  # the answer was lost: the request may have been charged in full
+            bucket = self.bucket
+            bucket.update(rate=cost.restore_rate, burst=cost.maximum)
+            overlapping = ticket.inflight + (self._taken - ticket.taken)
+            reported = cost.available - overlapping - _REPORT_MARGIN
+            if overlapping < _EXACT:  # (costs are sums of floats)
+                bucket.update(available=reported)  # nothing of ours can be missing from it
+                return
+            # What the store did not charge comes back (all of it when it refused the request).
+            refunded = bucket.available + max(0.0, ticket.cost - (cost.actual or 0.0))
+            if throttled:  # proof that the estimate ran ahead (another app is spending)
+                refunded = min(refunded, reported)
+            bucket.update(available=refunded)
 
 
 class _Session:
@@ -177,9 +288,8 @@ class _Session:
     def __init__(self, store: ShopifyStore, endpoint: Endpoint, clock: Clock) -> None:
         self.store = store
         self.endpoint = endpoint
-        self.bucket = TokenBucket(rate=_INITIAL_RATE, burst=_INITIAL_BURST, clock=clock)
-        self.lock = threading.Lock()
-        self.inflight = 0.0
+        self.pacer = _Pacer(clock)
+        self.bucket = self.pacer.bucket
         self.served_version: str | None = None
         self.deprecations: set[str] = set()
         self.definitions_ok = False
@@ -224,7 +334,7 @@ class ShopifyChannel:
     """
 
     name = "shopify"
-    capabilities = Capabilities(**_CAPABILITIES)
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
@@ -427,7 +537,13 @@ class ShopifyChannel:
         )
 
     def _send(self, session: _Session, request: GraphQLRequest, token: Secret) -> httpx.Response:
-        held = [0.0]  # cost points this request holds in the bucket's in-flight tally
+        pacer = session.pacer
+        held: list[_Ticket | None] = [None]  # the points this attempt holds, until answered
+
+        def settle(cost: _sansio.Cost | None, *, throttled: bool = False) -> None:
+            ticket, held[0] = held[0], None
+            if ticket is not None:
+                pacer.settle(ticket, cost, throttled=throttled)
 
         def build() -> httpx.Request:
             return _sansio.to_http(
@@ -435,35 +551,19 @@ class ShopifyChannel:
             )
 
         def before() -> None:
-            self._release(session, held)
-            session.bucket.acquire(request.cost)
-            with session.lock:
-                session.inflight += request.cost
-            held[0] = request.cost
+            settle(None)  # a previous attempt whose answer never came
+            held[0] = pacer.take(request.cost)
 
         def classify(response: httpx.Response) -> Verdict:
-            self._release(session, held)
+            verdict = _sansio.classify(response)
             cost = _sansio.read_cost(_safe_json(response).get("extensions"))
-            if cost is not None:
-                with session.lock:
-                    others = session.inflight
-                # The store's view, minus what our other requests in flight will take.
-                session.bucket.update(
-                    rate=cost.restore_rate, burst=cost.maximum, available=cost.available - others
-                )
-            return _sansio.classify(response)
+            settle(cost, throttled=verdict.kind is VerdictKind.THROTTLED)
+            return verdict
 
         try:
             return self.transport.send(build, classify=classify, before=before)
         finally:
-            self._release(session, held)
-
-    @staticmethod
-    def _release(session: _Session, held: list[float]) -> None:
-        if held[0]:
-            with session.lock:
-                session.inflight -= held[0]
-            held[0] = 0.0
+            settle(None)
 
     def _observe(self, session: _Session, result: GraphQLResponse) -> None:
         if result.cost is not None:
@@ -666,11 +766,14 @@ class _Job:
         except ChannelProtocolError as exc:
             return ItemError(ErrorKind.TRANSPORT, str(exc), code="PROTOCOL")
 
-    def identifier(self, handle: Any) -> dict[str, Any] | None:
-        """The upsert key: the custom id, else the handle (``None`` when there is neither)."""
+    def identifier(self, handle: Any, ref: str | None = None) -> dict[str, Any] | None:
+        """
+        The upsert key of this operation's item (or of *ref*): the custom id, else the handle
+        (``None`` when there is neither).
+        """
         custom = self.channel.custom_id
         if custom is not None:
-            return {"customId": custom.as_input(self.op.ref)}
+            return {"customId": custom.as_input(ref or self.op.ref)}
         if isinstance(handle, str) and handle:
             return {"handle": handle}
         return None
@@ -738,9 +841,9 @@ class _Job:
             page = more.page
         return ProductNode(node.id, node.handle, node.status, tuple(variants), page)
 
-    def lookup_collection(self, handle: Any) -> str | None:
-        """Find a collection's GID by the upsert key."""
-        identifier = self.identifier(handle)
+    def lookup_collection(self, handle: Any, ref: str | None = None) -> str | None:
+        """Find a collection's GID by the upsert key (of this category, or of *ref*)."""
+        identifier = self.identifier(handle, ref)
         if identifier is None:
             return None
         response = self.call(_sansio.collection_lookup(identifier))
@@ -898,6 +1001,12 @@ class _Job:
                 written = self._collection_write(gid, data) if gid else None
         if written is None:
             written = self._collection_write(None, data)
+            if written.errors and self.channel.custom_id is not None:
+                # A create retried after its answer was lost finds its own collection holding
+                # the custom id ("already taken"): update that one instead.
+                gid = self.lookup_collection(data.get("handle"))
+                if gid is not None:
+                    written = self._collection_write(gid, data)
         if written.errors:
             return self.failed(written.errors)
         collection = written.collection
@@ -1017,7 +1126,6 @@ class _ProductUpsert:
             _combo(f.get("optionValues") or ()): key
             for f, key in zip(self.fragments, self.keys, strict=True)
         }
-        self.changed = {c.ref for c in op.carried if c.action not in _REMOVALS} | {DEFAULT_VARIANT}
         self.known, self.sent_stock = _variant_memo(op.memo)
         #: Stock rendered per variant key (what step 3 overwrites and the memo remembers).
         self.stock_of = {
@@ -1032,6 +1140,7 @@ class _ProductUpsert:
 
     def run(self) -> list[Outcome]:
         job = self.job
+        self.test_collections()
         product_gid = job.op.channel_id
         if product_gid is None:
             identifier = job.identifier(self.data.get("handle"))
@@ -1082,6 +1191,23 @@ class _ProductUpsert:
         )
         return [head, *self.carried(node, now, before, by_variant, sent.response.request_id)]
 
+    def test_collections(self) -> None:
+        """
+        In a development store (``mode=TEST``) the synchronizer keeps no collection ids, so the
+        payload names none: find the collections of the product's categories by custom id.
+        """
+        job = self.job
+        item = job.op.item
+        if (
+            job.endpoint is not Endpoint.TEST
+            or self.data.get("collections")
+            or item is None
+            or job.channel.custom_id is None
+        ):
+            return
+        found = (job.lookup_collection(None, ref) for ref in item.parents)
+        self.data["collections"] = [gid for gid in found if gid is not None]
+
     def send(self, product_gid: str | None) -> _Sent:
         """Send one ``productSet``: ids of known variants in, their stock out (for step 3)."""
         variants = []
@@ -1092,12 +1218,10 @@ class _ProductUpsert:
             if ids:
                 variant["id"] = ids[0]
                 quantities = variant.pop("inventoryQuantities", None)
-                # Changed variants, and any whose stock differs from what we last sent (should a
-                # caller not carry every changed variant).
+                # Only stock that differs from what we last sent (or never got through): a
+                # price edit must not overwrite the store's count with the same number.
                 remembered = self.sent_stock.get(key)
-                if quantities and (
-                    key in self.changed or remembered != str(self.stock_of.get(key))
-                ):
+                if quantities and remembered != str(self.stock_of.get(key)):
                     stock.extend((key, int(q["quantity"])) for q in quantities)
             variants.append(variant)
         job = self.job

@@ -132,8 +132,9 @@ def variant_options(item: Item, ctx: RenderContext) -> list[tuple[str, Any]]:
 
     The PIM field (``options`` unless mapped) may be a mapping ``{"Size": "M"}`` or a list of
     ``{"name": ..., "value": ...}`` objects; values may be localised (``{"en": "Red"}``). The
-    field is read raw: a mapping like ``{"Size": "M"}`` would otherwise pass for a localised
-    value keyed by language.
+    field is read raw, and taken as a localised option set only when the connector's language
+    keys a mapping of option sets: an option named like a language (``{"fit": "slim"}``) would
+    otherwise pass for a translation.
     """
     language = ctx.params.language
     raw = item.fields.get(ctx.params.mapped("options"))
@@ -298,7 +299,9 @@ def _default_variant(item: Item, ctx: RenderContext, options: RenderOptions) -> 
 def _option_names(
     product: Item, ctx: RenderContext, fragments: Sequence[Mapping[str, Any]]
 ) -> list[str]:
-    declared = ctx.value(product, "options")
+    declared = ctx.value(product, "option_names")
+    if declared is None:
+        declared = ctx.value(product, "options")  # a product's options: its option names
     names: list[str] = []
     if isinstance(declared, list):
         names = [str(_pick(n, ctx.params.language)) for n in declared]
