@@ -255,6 +255,45 @@ class Plan:
         return out
 
 
+class _Iterations:
+    """A worker's iterations: opened when a batch first records something, closed by size."""
+
+    __slots__ = ("_clock", "_current", "_event_id", "_items", "_owner", "_store")
+
+    def __init__(self, store: StateStore, event_id: str, owner: str, clock: Clock) -> None:
+        self._store, self._event_id, self._owner, self._clock = store, event_id, owner, clock
+        self._current: Iteration | None = None
+        self._items = 0
+
+    def current(self) -> Iteration:
+        """The open iteration, opening one if needed."""
+        if self._current is None:
+            self._current = self._store.start_iteration(
+                self._event_id, worker=self._owner, at=self._clock.now()
+            )
+            self._items = 0
+        return self._current
+
+    @property
+    def number(self) -> int:
+        """The open iteration's number (0 before the first one)."""
+        return 0 if self._current is None else self._current.number
+
+    def processed(self, items: int, *, limit: int) -> None:
+        """Count *items* towards the open iteration; close it once it reaches *limit*."""
+        if self._current is None:
+            return
+        self._items += items
+        if self._items >= limit:
+            self.finish()
+
+    def finish(self) -> None:
+        """Close the open iteration, if any."""
+        if self._current is not None:
+            self._store.finish_iteration(self._current, at=self._clock.now())
+            self._current = None
+
+
 class _Tally:
     """Mutable per-type counters for one batch or run."""
 
@@ -670,8 +709,7 @@ class Synchronizer:
         opts = self.options
         owner = f"{self.worker}:{threading.get_ident() % 100000}"
         run_tally = _Tally()
-        iteration: Iteration | None = None
-        in_iteration = 0
+        iterations = _Iterations(self.store, event.id, owner, self.clock)
         batches = 0
         reason = "limit"
         try:
@@ -701,27 +739,19 @@ class Synchronizer:
                         break
                     self.clock.sleep(opts.poll_interval)
                     continue
-                if iteration is None:
-                    iteration = self.store.start_iteration(
-                        event.id, worker=owner, at=self.clock.now()
-                    )
-                    in_iteration = 0
                 try:
-                    tally = self._batch(event, iteration, leases)
+                    tally = self._batch(event, iterations, leases)
                 except ChannelAuthError as exc:
                     self._stop_on_auth(event, leases, exc)
                     reason = "stopped"
                     break
                 run_tally.add(tally)
                 batches += 1
-                in_iteration += len(leases)
                 pending = self.queue.counts(self.connector_id)
                 self.store.set_pending(event.id, pending)
                 if self.on_progress is not None:
-                    self._progress(event, iteration, run_tally, pending)
-                if in_iteration >= opts.iteration_size:
-                    self.store.finish_iteration(iteration, at=self.clock.now())
-                    iteration = None
+                    self._progress(event, iterations.number, run_tally, pending)
+                iterations.processed(len(leases), limit=opts.iteration_size)
                 # R08: the active flag is checked after every batch
                 if not self.store.get_connector(self.connector_id).active:
                     self._pause(event)
@@ -731,8 +761,7 @@ class Synchronizer:
                     reason = "limit"
                     break
         finally:
-            if iteration is not None:
-                self.store.finish_iteration(iteration, at=self.clock.now())
+            iterations.finish()
         synchronized, failed, unchanged, skipped = run_tally.counts()
         return RunResult(
             self.store.get_event(event.id),
@@ -744,16 +773,12 @@ class Synchronizer:
             skipped,
         )
 
-    def _progress(
-        self, event: SyncEvent, iteration: Iteration, tally: _Tally, pending: Counts
-    ) -> None:
+    def _progress(self, event: SyncEvent, iteration: int, tally: _Tally, pending: Counts) -> None:
         synchronized, failed, unchanged, skipped = tally.counts()
         try:
             assert self.on_progress is not None  # noqa: S101 - checked by the caller
             self.on_progress(
-                Progress(
-                    event.id, iteration.number, synchronized, failed, unchanged, skipped, pending
-                )
+                Progress(event.id, iteration, synchronized, failed, unchanged, skipped, pending)
             )
         except Exception:  # noqa: BLE001 - a broken callback must not break the sync
             _log.warning("progress callback raised", exc_info=True)
@@ -786,7 +811,7 @@ class Synchronizer:
     # one batch
     # =============================================================================================
 
-    def _batch(self, event: SyncEvent, iteration: Iteration, leases: Sequence[Lease]) -> _Tally:
+    def _batch(self, event: SyncEvent, iterations: _Iterations, leases: Sequence[Lease]) -> _Tally:
         """
         Process one leased batch in type phases: categories, then products, then variants
         (carried items go with their carrier). Each phase pushes and commits before the next
@@ -802,14 +827,14 @@ class Synchronizer:
         for order in sorted(phases):
             phase = phases[order]
             later -= {lease.key for lease in phase}
-            tally.add(self._phase(event, iteration, phase, later))
+            tally.add(self._phase(event, iterations, phase, later))
         self.queue.ack(self.connector_id, leases)
         return tally
 
     def _phase(
         self,
         event: SyncEvent,
-        iteration: Iteration,
+        iterations: _Iterations,
         leases: Sequence[Lease],
         later: set[ItemKey],
     ) -> _Tally:
@@ -828,9 +853,11 @@ class Synchronizer:
                 self._enqueue_id_readers(creating, exclude=later)
             outcomes = self._push(ops, event, leases)
         records = self._records(event, works, outcomes, tally, new_ids)
+        if not records and not tally.total:
+            return tally  # only items already delivered in this event: nothing to record
         synchronized, failed, unchanged, skipped = tally.counts()
         self.store.commit(
-            iteration,
+            iterations.current(),
             records,
             synchronized=synchronized,
             failed=failed,
