@@ -345,9 +345,7 @@ def _frozen_holding(proc: subprocess.Popen[str], pg_dsn: str, schema: str) -> li
 
 @pytest.mark.postgres
 def test_killed_and_stopped_workers_lose_nothing(tmp_path, pg_dsn, schema, emulator):
-    """Mid-batch: SIGKILL one worker (its leases come back after the ttl and are delivered),
-    SIGTERM another (it finishes its batch and leaves no lease); the event completes once.
-    """
+    """SIGKILL one worker and SIGTERM another mid-batch: nothing lost, no lease left, one event."""
     kv, url = emulator
     store = PostgresStore(pg_dsn, schema=schema)
     queue = PostgresQueue(pg_dsn, schema=schema)
