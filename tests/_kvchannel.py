@@ -14,13 +14,33 @@ from catalogsync.typing import ConnectionInfo, Operation, Outcome
 
 
 class KVEmulator(Emulator):
-    """Stores payloads by (type, ref); counts creations so a duplicate is visible."""
+    """
+    Stores payloads by (type, ref); counts creations so a duplicate is visible.
+
+    ``PUT /items/<type>/<ref>`` and ``DELETE /items/<type>/<ref>`` write one item;
+    ``POST /batch`` takes ``[{"key": ..., "payload": ... or null}, ...]`` (null deletes) and
+    answers one result per entry. ``writes`` counts item writes either way.
+    """
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self.lock = threading.Lock()
         self.items: dict[str, dict] = {}
         self.creates: dict[str, int] = {}
+        self.writes = 0
+
+    def _put(self, key: str, payload: dict) -> dict:
+        created = key not in self.items
+        self.items[key] = payload
+        self.writes += 1
+        if created:
+            self.creates[key] = self.creates.get(key, 0) + 1
+        return {"id": f"kv:{key}", "created": created}
+
+    def _delete(self, key: str) -> dict:
+        self.items.pop(key, None)
+        self.writes += 1
+        return {"deleted": True}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -28,28 +48,38 @@ class KVEmulator(Emulator):
             return httpx.Response(200, json={"ok": True})
         if path == "/state":
             with self.lock:
-                return httpx.Response(200, json={"items": self.items, "creates": self.creates})
+                state = {"items": self.items, "creates": self.creates, "writes": self.writes}
+                return httpx.Response(200, json=state)
+        if path == "/batch" and request.method == "POST":
+            entries = json.loads(request.content)
+            with self.lock:
+                results = [
+                    self._delete(e["key"])
+                    if e["payload"] is None
+                    else self._put(e["key"], e["payload"])
+                    for e in entries
+                ]
+            return httpx.Response(200, json=results)
         _, _, key = path.partition("/items/")
         with self.lock:
             if request.method == "PUT":
-                created = key not in self.items
-                self.items[key] = json.loads(request.content)
-                if created:
-                    self.creates[key] = self.creates.get(key, 0) + 1
-                return httpx.Response(200, json={"id": f"kv:{key}", "created": created})
+                return httpx.Response(200, json=self._put(key, json.loads(request.content)))
             if request.method == "DELETE":
-                self.items.pop(key, None)
-                return httpx.Response(200, json={"deleted": True})
+                return httpx.Response(200, json=self._delete(key))
         return httpx.Response(404, json={"error": "no route"})
 
 
 class KVChannel(MemoryChannel):
-    """MemoryChannel's rendering and validation, but pushes over HTTP, one request per item."""
+    """
+    MemoryChannel's rendering and validation, but pushes over HTTP: one request per item, or
+    one per batch with ``batch=True``.
+    """
 
     name = "kv"
 
-    def __init__(self, base_url: str, **kw):
+    def __init__(self, base_url: str, *, batch: bool = False, **kw):
         super().__init__(**kw)
+        self.batch = batch
         self.http = httpx.Client(base_url=base_url, timeout=10)
 
     def check_connection(self, params: ConnectorParams) -> ConnectionInfo:
@@ -57,6 +87,8 @@ class KVChannel(MemoryChannel):
         return ConnectionInfo(api_version="kv-1")
 
     def push(self, operations: Sequence[Operation], params: ConnectorParams) -> Sequence[Outcome]:
+        if self.batch:
+            return self._push_batch(operations)
         out = []
         for op in operations:
             for o in (op, *op.carried):
@@ -83,4 +115,27 @@ class KVChannel(MemoryChannel):
                 out.append(
                     Outcome(o.item_type, o.ref, ok=True, action=action, channel_id=body["id"])
                 )
+        return out
+
+    def _push_batch(self, operations: Sequence[Operation]) -> Sequence[Outcome]:
+        ops = [o for op in operations for o in (op, *op.carried)]
+        entries = [
+            {
+                "key": f"{o.item_type.value}/{o.ref}",
+                "payload": None if o.action is ItemAction.DELETE else o.payload,
+            }
+            for o in ops
+        ]
+        try:
+            results = self.http.post("/batch", json=entries).raise_for_status().json()
+        except httpx.HTTPError as exc:
+            err = ItemError(ErrorKind.TRANSPORT, str(exc), "http")
+            return [Outcome(o.item_type, o.ref, ok=False, errors=(err,)) for o in ops]
+        out = []
+        for o, body in zip(ops, results, strict=True):
+            if o.action is ItemAction.DELETE:
+                out.append(Outcome(o.item_type, o.ref, ok=True, action=o.action))
+                continue
+            action = ItemAction.CREATE if body["created"] else ItemAction.UPDATE
+            out.append(Outcome(o.item_type, o.ref, ok=True, action=action, channel_id=body["id"]))
         return out

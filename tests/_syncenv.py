@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,28 @@ from catalogsync import (
     SyncOptions,
 )
 from catalogsync.testing import ManualClock, MemoryChannel
+from conftest import require
+
+from _services import postgres
 
 
 C, P, V = ItemType.CATEGORY, ItemType.PRODUCT, ItemType.VARIANT
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
 
 
-def make_backends(kind: str, tmp_path: Path, clock: ManualClock) -> tuple[Any, Any]:
-    """A (queue, store) pair of the given kind on the test's clock."""
+def make_backends(
+    kind: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    finalizer: Callable[[Callable[[], None]], None],
+) -> tuple[Any, Any]:
+    """
+    A (queue, store) pair of the given kind on the test's clock; *finalizer* (pytest's
+    ``request.addfinalizer``) registers its cleanup.
+
+    ``postgres`` gets a schema of its own on the server of `_services.postgres` (skipped when it
+    is unreachable, a failure under CI), dropped after the test.
+    """
     if kind == "memory":
         return MemoryQueue(clock=clock), MemoryStore(clock=clock)
     if kind == "sqlite":
@@ -34,7 +49,38 @@ def make_backends(kind: str, tmp_path: Path, clock: ManualClock) -> tuple[Any, A
 
         path = tmp_path / "catalogsync.db"
         return SQLiteQueue(path, clock=clock), SQLiteStore(path, clock=clock)
+    if kind == "postgres":
+        return _postgres_backends(clock, finalizer)
     raise ValueError(kind)
+
+
+def _postgres_backends(
+    clock: ManualClock, finalizer: Callable[[Callable[[], None]], None]
+) -> tuple[Any, Any]:
+    dsn, reason = postgres()
+    require(dsn is not None, reason)
+    assert dsn is not None
+    import psycopg
+    import psycopg_pool
+
+    from catalogsync.backends.postgres import PostgresQueue, PostgresStore, migrate
+
+    schema = f"cstest_{uuid.uuid4().hex[:12]}"
+
+    def drop() -> None:
+        pool.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    pool = psycopg_pool.ConnectionPool(
+        dsn, min_size=1, max_size=8, kwargs={"autocommit": True}, open=True
+    )
+    finalizer(drop)
+    migrate(pool, schema=schema)
+    return (
+        PostgresQueue(pool, schema=schema, clock=clock),
+        PostgresStore(pool, schema=schema, clock=clock),
+    )
 
 
 def shoe_catalog() -> MemoryCatalog:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -23,8 +24,10 @@ PRODUCTS = 40
 
 
 def _worker(db: Path, url: str) -> subprocess.Popen[str]:
+    sqlite = {"kind": "sqlite", "path": str(db)}
+    config = {"store": sqlite, "queue": sqlite, "url": url, "products": PRODUCTS}
     return subprocess.Popen(
-        [sys.executable, str(HERE / "_crashworker.py"), str(db), url, str(PRODUCTS)],
+        [sys.executable, str(HERE / "_crashworker.py"), json.dumps(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -62,7 +65,8 @@ def test_killed_worker_leaves_a_resumable_event(tmp_path, seed):
         second = _worker(db, url)
         out, err = second.communicate(timeout=120)
         assert second.returncode == 0, err
-        reason, event_id = out.split()
+        done_by = json.loads(out)
+        reason, event_id = done_by["reason"], done_by["results"][0][1]
         state = httpx.get(f"{url}/state").json()
         channel.http.close()
 

@@ -28,12 +28,7 @@ from _syncenv import BACKENDS, P, everything, make_backends, make_sync, shoe_cat
 @pytest.fixture(params=BACKENDS)
 def backends(request, tmp_path, clock):
     """(queue, store) for each backend kind."""
-    if request.param == "sqlite":
-        from catalogsync import backends as b
-
-        if not hasattr(b, "SQLiteQueue"):
-            pytest.skip("SQLite backends are not merged yet")
-    return make_backends(request.param, tmp_path, clock)
+    return make_backends(request.param, tmp_path, clock, request.addfinalizer)
 
 
 def test_items_show_the_latest_event_and_paginate(backends, clock):

@@ -44,13 +44,7 @@ from _syncenv import (
 @pytest.fixture(params=BACKENDS)
 def backends(request, tmp_path, clock):
     """(queue, store) for each backend kind."""
-    if request.param == "sqlite":
-        pytest.importorskip("catalogsync.backends", reason="needs the SQLite backends")
-        from catalogsync import backends as b
-
-        if not hasattr(b, "SQLiteQueue"):
-            pytest.skip("SQLite backends are not merged yet")
-    return make_backends(request.param, tmp_path, clock)
+    return make_backends(request.param, tmp_path, clock, request.addfinalizer)
 
 
 @pytest.fixture

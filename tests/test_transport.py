@@ -144,3 +144,18 @@ def test_token_bucket_never_spins_on_rounding():
     bucket.acquire()
     clock.advance(1 / 3 - 1e-12)  # the refill lands a rounding error short of one token
     assert bucket.acquire() < 1e-6
+
+
+def test_loopback_server_answers_without_a_nagle_stall():
+    """Keep-alive requests to the loopback server do not wait for delayed ACKs (~40 ms each)."""
+    import time
+
+    emu = Echo()
+    with emu.serve() as base, httpx.Client(base_url=base, timeout=2.0) as client:
+        client.get("/warm-up")
+        started = time.perf_counter()
+        for n in range(20):
+            client.put(f"/items/{n}", json={"n": n})
+        elapsed = time.perf_counter() - started
+
+    assert elapsed < 0.4, f"20 requests took {elapsed:.2f} s"

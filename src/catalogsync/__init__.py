@@ -52,6 +52,7 @@ from ._models import (
 from ._register import ActivityRegister, Overview
 from ._secrets import RedactingFilter, Secret, redact
 from ._sync import Plan, PlannedItem, Progress, RunResult, Synchronizer, SyncOptions
+from ._worker import Worker
 from .backends import MemoryQueue, MemoryStore, SQLiteQueue, SQLiteStore
 from .typing import CatalogSource, Channel, QueueBackend, StateStore
 
@@ -117,6 +118,7 @@ __all__ = [
     "UnhashablePayloadError",
     "UnknownHashSchemeError",
     "Visibility",
+    "Worker",
     "redact",
 ]
 

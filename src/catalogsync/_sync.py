@@ -173,7 +173,8 @@ class RunResult:
             (nothing to do), ``"inactive"`` (connector inactive, nothing running),
             ``"limit"`` (``max_batches`` reached), ``"superseded"`` (a force refresh replaced the
             event), ``"waiting"`` (other workers hold the last items and ``wait=False``),
-            ``"stopped"`` (the channel rejected the credentials mid-run).
+            ``"stopped"`` (the channel rejected the credentials mid-run), ``"interrupted"``
+            (*should_stop* returned true).
         batches: Batches processed by this call.
         synchronized: Items this call delivered, per type.
         failed: Items this call recorded as errors, per type.
@@ -657,7 +658,13 @@ class Synchronizer:
     # running
     # =============================================================================================
 
-    def run(self, *, max_batches: int | None = None, wait: bool = True) -> RunResult:
+    def run(
+        self,
+        *,
+        max_batches: int | None = None,
+        wait: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunResult:
         """
         Work on the connector's event until it completes, pauses or *max_batches* are done.
 
@@ -670,6 +677,9 @@ class Synchronizer:
             max_batches: Stop after this many batches (for your own loops); ``None``: no limit.
             wait: When other workers hold the last leased items, wait for them (polling) instead
                 of returning ``"waiting"``.
+            should_stop: Asked before every batch (and every poll while waiting); when it
+                returns true the call returns ``"interrupted"``. The batch in hand is finished
+                first, so no lease is left behind (a graceful shutdown, see `Worker`).
         """
         if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
             raise InvalidArgumentError("max_batches must be an int >= 1", field="max_batches")
@@ -695,7 +705,7 @@ class Synchronizer:
         elif not connector.active:
             self._pause(event)
             return RunResult(self.store.get_event(event.id), "paused")
-        return self._work(event, max_batches=max_batches, wait=wait)
+        return self._work(event, max_batches=max_batches, wait=wait, should_stop=should_stop)
 
     def _pause(self, event: SyncEvent) -> None:
         self.store.transition(
@@ -705,7 +715,14 @@ class Synchronizer:
             at=self.clock.now(),
         )
 
-    def _work(self, event: SyncEvent, *, max_batches: int | None, wait: bool) -> RunResult:
+    def _work(
+        self,
+        event: SyncEvent,
+        *,
+        max_batches: int | None,
+        wait: bool,
+        should_stop: Callable[[], bool] | None,
+    ) -> RunResult:
         opts = self.options
         owner = f"{self.worker}:{threading.get_ident() % 100000}"
         run_tally = _Tally()
@@ -714,6 +731,9 @@ class Synchronizer:
         reason = "limit"
         try:
             while True:
+                if should_stop is not None and should_stop():
+                    reason = "interrupted"
+                    break
                 status = self.store.event_status(event.id)
                 if status is not EventStatus.IN_PROGRESS:
                     reason = _reason_for(status, event, self.store)

@@ -236,6 +236,9 @@ class Emulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body leave in two writes: without TCP_NODELAY the body waits
+            # for the client's delayed ACK of the headers, about 40 ms per keep-alive request.
+            disable_nagle_algorithm = True
 
             def _any(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
