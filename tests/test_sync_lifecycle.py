@@ -533,3 +533,25 @@ def test_an_accepted_skip_is_remembered(backends, clock):
     assert first.skipped.product == 1
     assert second.unchanged.product == 1
     assert second.skipped.product == 0
+
+
+def test_a_failing_batch_hands_its_leases_back(backends, clock, monkeypatch):
+    """When the store fails mid-batch (a lost database), the run raises and its leases are
+    released at once instead of after the lease TTL.
+    """
+    from catalogsync import BackendError
+
+    queue, store = backends
+    catalog = shoe_catalog()
+
+    def lost(*args, **kwargs):
+        raise BackendError("connection lost", retryable=True)
+
+    s = make_sync(queue, store, clock, catalog, options=SyncOptions(batch_size=3, lease_ttl=600))
+    s.enqueue(everything(catalog))
+    monkeypatch.setattr(store, "commit", lost)
+    with pytest.raises(BackendError, match="connection lost"):
+        s.run()
+    monkeypatch.undo()
+
+    assert len(queue.lease("shop", owner="next", limit=100, ttl=timedelta(seconds=30))) == 8

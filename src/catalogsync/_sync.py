@@ -765,6 +765,11 @@ class Synchronizer:
                     self._stop_on_auth(event, leases, exc)
                     reason = "stopped"
                     break
+                except BaseException:
+                    # A lost database, a crash in a hook: hand the batch back at once instead of
+                    # after the lease TTL (what was committed stays; the rest is re-delivered).
+                    self._release_quietly(leases)
+                    raise
                 run_tally.add(tally)
                 batches += 1
                 pending = self.queue.counts(self.connector_id)
@@ -781,7 +786,10 @@ class Synchronizer:
                     reason = "limit"
                     break
         finally:
-            iterations.finish()
+            try:
+                iterations.finish()
+            except Exception:  # noqa: BLE001 - never mask the error that ended the run
+                _log.warning("could not close the iteration", exc_info=True)
         synchronized, failed, unchanged, skipped = run_tally.counts()
         return RunResult(
             self.store.get_event(event.id),
@@ -792,6 +800,12 @@ class Synchronizer:
             unchanged,
             skipped,
         )
+
+    def _release_quietly(self, leases: Sequence[Lease]) -> None:
+        try:
+            self.queue.release(self.connector_id, leases)
+        except Exception:  # noqa: BLE001 - the leases then expire after their TTL instead
+            _log.warning("could not release the batch's leases", exc_info=True)
 
     def _progress(self, event: SyncEvent, iteration: int, tally: _Tally, pending: Counts) -> None:
         synchronized, failed, unchanged, skipped = tally.counts()
