@@ -26,9 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _kvchannel import KVChannel
 from catalogsync import Change, Connector, ItemType, Synchronizer, SyncOptions, Worker
 from catalogsync._demo import sample_catalog
+
+from _kvchannel import KVChannel
 
 
 def _backend(spec: dict[str, Any], *, queue: bool) -> Any:

@@ -20,9 +20,9 @@ from catalogsync import (
     SyncOptions,
 )
 from catalogsync.testing import ManualClock, MemoryChannel
-from conftest import require
 
 from _services import postgres
+from _support import require
 
 
 C, P, V = ItemType.CATEGORY, ItemType.PRODUCT, ItemType.VARIANT

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, unquote
 import httpx
 import jsonschema
 import pytest
-from tests.conftest import contracts_dir, require
 
 from catalogsync import (
     ConnectorParams,
@@ -37,6 +36,8 @@ from catalogsync.channels.amazon import (
 )
 from catalogsync.testing import AmazonEmulator, ManualClock
 from catalogsync.typing import Operation, RenderContext
+
+from _support import contracts_dir, require
 
 
 MODEL_FILE = "amazon/listingsItems_2021-08-01.json"

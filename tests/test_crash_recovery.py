@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _kvchannel import KVChannel, KVEmulator
 from catalogsync import Connector, ItemState, SQLiteQueue, SQLiteStore, Synchronizer
 from catalogsync._demo import all_changes, sample_catalog
+
+from _kvchannel import KVChannel, KVEmulator
 
 
 HERE = Path(__file__).parent

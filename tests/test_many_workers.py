@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 
-from _kvchannel import KVEmulator
 from catalogsync import (
     Change,
     Connector,
@@ -40,9 +39,10 @@ from catalogsync._demo import sample_catalog
 from catalogsync.backends.postgres import PostgresQueue, PostgresStore, migrate
 from catalogsync.testing import MemoryChannel
 from catalogsync.typing import EventQuery, ItemQuery
-from conftest import require
 
+from _kvchannel import KVEmulator
 from _services import postgres, redis_server
+from _support import require
 
 
 HERE = Path(__file__).parent

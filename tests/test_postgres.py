@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 from tests._services import OffsetClock, check_deliveries, postgres, run_processes, spawn
-from tests.conftest import require
 
 from catalogsync import (
     BackendError,
@@ -24,6 +23,8 @@ from catalogsync import (
     SchemaVersionError,
 )
 from catalogsync.testing import ManualClock, QueueConformance, StoreConformance
+
+from _support import require
 
 
 psycopg = pytest.importorskip("psycopg")

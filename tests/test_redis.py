@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from tests._services import OffsetClock, check_deliveries, redis_server, run_processes
-from tests.conftest import require
 
 from catalogsync import (
     BackendError,
@@ -21,6 +20,8 @@ from catalogsync import (
     ItemType,
 )
 from catalogsync.testing import ManualClock, QueueConformance
+
+from _support import require
 
 
 redis = pytest.importorskip("redis")

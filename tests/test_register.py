@@ -22,13 +22,7 @@ from catalogsync import (
 )
 from catalogsync.testing import ManualClock, MemoryChannel
 
-from _syncenv import BACKENDS, P, everything, make_backends, make_sync, shoe_catalog
-
-
-@pytest.fixture(params=BACKENDS)
-def backends(request, tmp_path, clock):
-    """(queue, store) for each backend kind."""
-    return make_backends(request.param, tmp_path, clock, request.addfinalizer)
+from _syncenv import P, everything, make_sync, shoe_catalog
 
 
 def test_items_show_the_latest_event_and_paginate(backends, clock):

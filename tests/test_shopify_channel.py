@@ -36,7 +36,8 @@ from catalogsync.channels.shopify._channel import _Pacer
 from catalogsync.channels.shopify._sansio import Cost
 from catalogsync.testing import FaultKind, Faults, ManualClock, ShopifyEmulator
 from catalogsync.typing import Operation, Outcome, RenderContext
-from conftest import contracts_dir, require
+
+from _support import contracts_dir, require
 
 
 TOKEN = "shpat_emulated_token_0001"

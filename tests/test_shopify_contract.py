@@ -19,7 +19,8 @@ from catalogsync import ConnectorParams, Item, ItemType, Mode
 from catalogsync.channels.shopify import CustomId, _render
 from catalogsync.channels.shopify import _sansio as s
 from catalogsync.typing import RenderContext
-from conftest import contracts_dir, require
+
+from _support import contracts_dir, require
 
 
 VERSIONS = ("2026-01", "2026-10")

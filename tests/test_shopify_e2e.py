@@ -49,7 +49,8 @@ from catalogsync.channels.shopify import ShopifyChannel, ShopifyStore, StaticTok
 from catalogsync.channels.shopify._demo import FIELD_MAPPING
 from catalogsync.testing import ChannelConformance, ManualClock, ShopifyEmulator
 from catalogsync.typing import Operation, Outcome
-from conftest import contracts_dir, require
+
+from _support import contracts_dir, require
 
 
 C, P, V = ItemType.CATEGORY, ItemType.PRODUCT, ItemType.VARIANT

@@ -10,7 +10,8 @@ import pytest
 from catalogsync.channels.shopify import CustomId
 from catalogsync.channels.shopify import _sansio as s
 from catalogsync.testing import ManualClock, ShopifyEmulator
-from conftest import contracts_dir, require
+
+from _support import contracts_dir, require
 
 
 TOKEN = "shpat_emulated"

@@ -29,9 +29,9 @@ from catalogsync import (
 from catalogsync._demo import all_changes, sample_catalog
 from catalogsync.backends.postgres import PostgresQueue, PostgresStore, migrate
 from catalogsync.testing import MemoryChannel
-from conftest import require
 
 from _services import postgres, redis_server
+from _support import require
 
 
 PRODUCTS = 150  # 6 categories, 150 products, about 590 variants

@@ -27,13 +27,7 @@ from catalogsync import (
 from catalogsync.testing import MemoryChannel
 from catalogsync.typing import Capabilities
 
-from _syncenv import BACKENDS, C, P, V, everything, make_backends, make_sync, pushed, shoe_catalog
-
-
-@pytest.fixture(params=BACKENDS)
-def backends(request, tmp_path, clock):
-    """(queue, store) for each backend kind."""
-    return make_backends(request.param, tmp_path, clock, request.addfinalizer)
+from _syncenv import C, P, V, everything, make_sync, pushed, shoe_catalog
 
 
 CARRIED = Capabilities(

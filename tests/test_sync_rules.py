@@ -28,23 +28,15 @@ from catalogsync.testing import MemoryChannel
 from catalogsync.typing import Capabilities
 
 from _syncenv import (
-    BACKENDS,
     C,
     P,
     V,
     everything,
     keys,
-    make_backends,
     make_sync,
     pushed,
     shoe_catalog,
 )
-
-
-@pytest.fixture(params=BACKENDS)
-def backends(request, tmp_path, clock):
-    """(queue, store) for each backend kind."""
-    return make_backends(request.param, tmp_path, clock, request.addfinalizer)
 
 
 @pytest.fixture

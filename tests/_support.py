@@ -1,0 +1,27 @@
+"""Where the optional prerequisites are, and what a test does when one is missing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = bool(os.environ.get("CI"))
+
+
+def contracts_dir() -> Path:
+    """Where the official API contracts live: $CATALOGSYNC_CONTRACTS or ../shared/contracts."""
+    env = os.environ.get("CATALOGSYNC_CONTRACTS")
+    return Path(env) if env else ROOT.parent / "shared" / "contracts"
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip with *reason* when a prerequisite is missing; under CI, fail instead."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set, so a missing prerequisite is a failure)")
+    pytest.skip(reason)
