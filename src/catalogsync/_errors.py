@@ -8,6 +8,7 @@ fits it is a second base, so generic ``except ValueError`` clauses keep working:
     ├── InvalidArgumentError (TypeError, ValueError)  bad input to a public constructor or call
     ├── UnhashablePayloadError (ValueError)           a payload has no canonical encoding
     ├── InvalidItemError (ValueError)                 a channel cannot render an item at all
+    ├── MissingDependencyError (ImportError)          an optional extra is not installed
     ├── NotFoundError (LookupError)                   unknown connector or event
     ├── ConflictError                                 the operation clashes with the current state
     ├── BackendError                                  the queue or state store failed
@@ -45,6 +46,7 @@ __all__ = [
     "ConflictError",
     "InvalidArgumentError",
     "InvalidItemError",
+    "MissingDependencyError",
     "NotFoundError",
     "RateLimitedError",
     "SchemaVersionError",
@@ -104,6 +106,15 @@ class InvalidItemError(CatalogSyncError, ValueError):
     def __init__(self, errors: Sequence[ItemError]) -> None:
         self.errors = tuple(errors)
         super().__init__("; ".join(e.message for e in self.errors) or "invalid item")
+
+
+class MissingDependencyError(CatalogSyncError, ImportError):
+    """
+    An optional dependency is not installed; the message names the extra to install
+    (``pip install 'catalogsync[postgres]'``).
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class NotFoundError(CatalogSyncError, LookupError):

@@ -23,10 +23,16 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from ..._clock import Clock, SystemClock
-from ..._errors import BackendError, CatalogSyncError, InvalidArgumentError, SchemaVersionError
+from ..._errors import (
+    BackendError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    SchemaVersionError,
+)
 
 
 if TYPE_CHECKING:
@@ -39,10 +45,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _SCHEMA_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-
-class MissingDependencyError(CatalogSyncError, ImportError):
-    """An optional dependency of a backend is not installed (the message names the extra)."""
 
 
 def import_psycopg() -> tuple[ModuleType, ModuleType]:
@@ -319,3 +321,66 @@ def too_new(schema: str, found: int, known: int) -> SchemaVersionError:
         f"the catalogsync schema {schema!r} is at version {found}, newer than the {known} this "
         "catalogsync knows: upgrade catalogsync"
     )
+
+
+class PostgresBackend:
+    """
+    What the PostgreSQL queue and store share: their pool, schema, migrations and lifecycle.
+
+    Args:
+        dsn_or_pool: A connection string (the backend then owns its pool) or a
+            `psycopg_pool.ConnectionPool` the caller owns and may share.
+        schema: The schema holding the tables.
+        clock: Source of time for everything the backend stores.
+        auto_migrate: Migrate on first use (else `migrate` must run first).
+        max_size: Size of an owned pool.
+        timeout: Seconds to wait for a pooled connection.
+    """
+
+    def __init__(
+        self,
+        dsn_or_pool: str | ConnectionPool[Any],
+        *,
+        schema: str = "catalogsync",
+        clock: Clock | None = None,
+        auto_migrate: bool = True,
+        max_size: int = 4,
+        timeout: float = 30.0,
+    ) -> None:
+        self._db = Database(
+            dsn_or_pool,
+            schema=schema,
+            clock=clock,
+            auto_migrate=auto_migrate,
+            max_size=max_size,
+            timeout=timeout,
+        )
+
+    @property
+    def schema(self) -> str:
+        """The schema holding the tables."""
+        return self._db.schema
+
+    def migrate(self) -> int:
+        """
+        Create or upgrade the tables now; return the schema version.
+
+        Raises:
+            SchemaVersionError: The schema was migrated by a newer catalogsync.
+        """
+        return self._db.migrate()
+
+    def close(self) -> None:
+        """Close the pool opened for a connection string (a pool you passed stays open)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

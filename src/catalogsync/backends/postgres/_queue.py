@@ -37,19 +37,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final
 
 from ..._clock import Clock
 from ..._errors import InvalidArgumentError
 from ..._models import Change, ChangeKind, Counts, ItemKey, ItemType
 from ...typing import Lease, Page, QueueEntry
 from .._common import check_lease_args, check_ttl, like_pattern
-from ._db import Database, check_text, chunks, lock_key
+from ._db import PostgresBackend, check_text, chunks, lock_key
 
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from psycopg import Connection
     from psycopg_pool import ConnectionPool
 
@@ -194,7 +192,7 @@ def _held_params(
     }
 
 
-class PostgresQueue:
+class PostgresQueue(PostgresBackend):
     """
     A `catalogsync.typing.QueueBackend` on PostgreSQL (``catalogsync[postgres]``).
 
@@ -240,7 +238,7 @@ class PostgresQueue:
         max_size: int = 4,
         timeout: float = 30.0,
     ) -> None:
-        self._db = Database(
+        super().__init__(
             dsn_or_pool,
             schema=schema,
             clock=clock,
@@ -260,37 +258,6 @@ class PostgresQueue:
         self._entries_total = db.sql(_ENTRIES_TOTAL)
         self._lock_all = db.sql(_LOCK_ALL)
         self._delete_all = db.sql(_DELETE_ALL)
-
-    @property
-    def schema(self) -> str:
-        """The schema holding the tables."""
-        return self._db.schema
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def migrate(self) -> int:
-        """
-        Create or upgrade the tables now; return the schema version.
-
-        Raises:
-            SchemaVersionError: The schema was migrated by a newer catalogsync.
-        """
-        return self._db.migrate()
-
-    def close(self) -> None:
-        """Close the pool opened for a connection string (a pool you passed stays open)."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- enqueue --------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final
 
 from ..._clock import Clock
 from ..._convert import make_converter
@@ -57,12 +57,10 @@ from ...typing import (
     StatusCounts,
 )
 from .._common import like_pattern
-from ._db import Database, check_text
+from ._db import PostgresBackend, check_text
 
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from psycopg import Connection
     from psycopg_pool import ConnectionPool
 
@@ -228,7 +226,7 @@ def _reduce_records(
     return last_status, final
 
 
-class PostgresStore:
+class PostgresStore(PostgresBackend):
     """
     A `catalogsync.typing.StateStore` on PostgreSQL (``catalogsync[postgres]``).
 
@@ -269,7 +267,7 @@ class PostgresStore:
         max_size: int = 4,
         timeout: float = 30.0,
     ) -> None:
-        self._db = Database(
+        super().__init__(
             dsn_or_pool,
             schema=schema,
             clock=clock,
@@ -331,37 +329,6 @@ class PostgresStore:
                 " WHERE event_id = %s AND state = 'error' ORDER BY item_type, ref"
             ),
         }
-
-    @property
-    def schema(self) -> str:
-        """The schema holding the tables."""
-        return self._db.schema
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def migrate(self) -> int:
-        """
-        Create or upgrade the tables now; return the schema version.
-
-        Raises:
-            SchemaVersionError: The schema was migrated by a newer catalogsync.
-        """
-        return self._db.migrate()
-
-    def close(self) -> None:
-        """Close the pool opened for a connection string (a pool you passed stays open)."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- helpers --------------------------------------------------------------------------------
 

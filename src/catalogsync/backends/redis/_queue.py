@@ -27,7 +27,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from ..._clock import Clock, SystemClock
-from ..._errors import BackendError, CatalogSyncError, ConflictError, InvalidArgumentError
+from ..._errors import (
+    BackendError,
+    CatalogSyncError,
+    ConflictError,
+    InvalidArgumentError,
+    MissingDependencyError,
+)
 from ..._models import Change, ChangeKind, Counts, ItemKey, ItemType
 from ...typing import Lease, Page, QueueEntry
 from .._common import check_lease_args, check_ttl
@@ -57,10 +63,6 @@ _TYPE_CODE: Final = {ItemType.CATEGORY: "c", ItemType.PRODUCT: "p", ItemType.VAR
 _CODE_TYPE: Final = {code: item_type for item_type, code in _TYPE_CODE.items()}
 _KIND_CODE: Final = {ChangeKind.UPSERT: "u", ChangeKind.DELETE: "d"}
 _CODE_KIND: Final = {code: kind for kind, code in _KIND_CODE.items()}
-
-
-class MissingDependencyError(CatalogSyncError, ImportError):
-    """redis-py is not installed (the message names the extra)."""
 
 
 def _import_redis() -> ModuleType:
