@@ -634,3 +634,15 @@ def test_r15_expired_lease_is_redelivered_after_a_crash(backends, clock, catalog
     assert channel.duplicates() == {}
     assert channel.refs(P) == {"P1", "P2", "P3"}
     assert all(st.state is ItemState.DONE for st in s2.register.items("shop", limit=100))
+
+
+def test_r15_a_delete_change_wins_over_a_stale_catalog(sync, catalog, channel):
+    """A DELETE change removes the item even while the PIM still returns it; a later UPSERT of
+    the same item coalesces over it and brings it back."""
+    sync.enqueue([Change("P3", P, ChangeKind.DELETE)])  # the catalog still has P3
+    sync.run()
+    assert (P, "P3") not in channel.listings
+
+    sync.enqueue([Change("P3", P, ChangeKind.DELETE), Change("P3", P)])
+    sync.run()
+    assert (P, "P3") in channel.listings

@@ -872,7 +872,7 @@ class Synchronizer:
         leases: Sequence[Lease],
         later: set[ItemKey],
     ) -> _Tally:
-        works, *_ = self._decide(event, leases)
+        works = self._decide(event, leases)
         tally = _Tally()
         ops = [w.op for w in works if w.decision == "push" and w.op is not None]
         outcomes: dict[ItemKey, Outcome] = {}
@@ -983,9 +983,7 @@ class Synchronizer:
 
     # -- decisions ------------------------------------------------------------------------------
 
-    def _decide(
-        self, event: SyncEvent, leases: Sequence[Lease]
-    ) -> tuple[list[_Work], Loader, Exportability, RenderContext]:
+    def _decide(self, event: SyncEvent, leases: Sequence[Lease]) -> list[_Work]:
         params = event.snapshot.params
         caps = self.channel.capabilities
         loader = Loader(self.catalog, self.store, self.connector_id)
@@ -1035,7 +1033,7 @@ class Synchronizer:
                 self._orphan(work, works)
             elif work.decision == "push":
                 work.op = self._operation(work)
-        return list(works.values()), loader, exportable, ctx
+        return list(works.values())
 
     def _orphan(self, work: _Work, works: dict[ItemKey, _Work]) -> None:
         """Settle a carried item its carrier did not cover (carrier invalid or skipped)."""
@@ -1429,7 +1427,6 @@ class Synchronizer:
         new_ids: set[ItemKey],
     ) -> ItemRecord:
         t, ref = work.key
-        op = work.op
         action = work.action
         assert action is not None  # noqa: S101
         if outcome is None:
@@ -1520,7 +1517,6 @@ class Synchronizer:
         ):
             new_ids.add(work.key)
         state = SentState(t, ref, digest, channel_id, channel_url, parents, event.id, now, memo)
-        del op
         return ItemRecord(status, state=state)
 
     # =============================================================================================
@@ -1566,7 +1562,7 @@ class Synchronizer:
                 )
                 for e in page.items
             ]
-            works, *_ = self._decide(probe, leases)
+            works = self._decide(probe, leases)
             planned.extend(_planned(w, self.channel.name) for w in works)
         return Plan(tuple(planned), total, total > limit)
 
