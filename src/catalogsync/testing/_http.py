@@ -236,6 +236,7 @@ class Emulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are separate writes
 
             def _any(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
