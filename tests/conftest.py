@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+# The reliability campaigns' --long option, campaign marker and figures summary (hooks).
+from _campaign import pytest_addoption, pytest_configure, pytest_terminal_summary  # noqa: F401
 from catalogsync.testing import ManualClock
 
 
