@@ -1025,7 +1025,14 @@ class Synchronizer:
             elif not self._same(work, event):
                 work.decision = "defer"
             return
-        if not work.force and self._same(work, event):
+        if work.force:
+            # A force refresh ignores hashes from earlier events, not its own deliveries: an
+            # item it already sent with this payload (a re-delivery after a crash between
+            # commit and ack) is "already" done, as carried items are above.
+            state = work.state
+            if state is not None and state.event_id == event.id and self._same(work, event):
+                return  # "already"
+        elif self._same(work, event):
             return  # decision set by _same
         work.decision = "push"
         work.action = ItemAction.CREATE if work.state is None else ItemAction.UPDATE

@@ -1,0 +1,109 @@
+"""
+Crashes at each point of the commit order, in-process and deterministic (memory and SQLite).
+
+A `Trap` raises `Crash` (a `BaseException` nothing in catalogsync catches) at a chosen point, the
+way a killed process stops there; the test then lets the leases expire on the manual clock and a
+new worker takes over. The subprocess campaign (``test_campaign_crash.py``) does the same with
+real SIGKILLs at random hits; these tests pin each point down.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from _campaign import Crash, Trap, TrapChannel, TrapQueue, TrapStore
+from catalogsync import ItemAction, ItemState, SyncOptions, Trigger
+from catalogsync.testing import MemoryChannel
+
+from _syncenv import BACKENDS, C, P, V, everything, make_backends, make_sync, shoe_catalog
+
+
+TTL = timedelta(seconds=30)
+OPTIONS = SyncOptions(batch_size=3, lease_ttl=TTL, heartbeat=False)
+POINTS = ["lease:2", "push.before:2", "push.after:2", "commit.after:2", "ack.after:2"]
+
+
+def worker(queue, store, clock, catalog, channel, trap=None):
+    """A synchronizer whose queue, store and channel report to *trap*."""
+    trap = trap or Trap(None)
+    return make_sync(
+        TrapQueue(queue, trap),
+        TrapStore(store, trap),
+        clock,
+        catalog,
+        TrapChannel(channel, trap),
+        options=OPTIONS,
+    )
+
+
+def crash_then_finish(queue, store, clock, catalog, channel, armed, *, refresh=False):
+    """Run a worker that dies at *armed*; let its leases expire; run another to the end."""
+    first = worker(queue, store, clock, catalog, channel, Trap(armed))
+    with pytest.raises(Crash):
+        if refresh:
+            first.force_refresh()
+        first.run()
+    clock.advance(TTL + timedelta(seconds=1))
+    return worker(queue, store, clock, catalog, channel).run()
+
+
+def statuses(sync, event_id):
+    """The item statuses of an event, by (type, ref)."""
+    page = sync.register.items("shop", event_id=event_id, limit=1000)
+    return {s.key: s for s in page}
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("armed", POINTS)
+def test_a_crash_at_any_commit_point_loses_and_duplicates_nothing(kind, armed, tmp_path, clock):
+    """Dying at any point of lease -> push -> commit -> ack costs at most a re-send: every item
+    ends in the channel once, with a DONE status in the one event, and counted once.
+    """
+    catalog = shoe_catalog()
+    channel = MemoryChannel(clock=clock)
+    queue, store = make_backends(kind, tmp_path, clock)
+    worker(queue, store, clock, catalog, channel).enqueue(everything(catalog))
+
+    result = crash_then_finish(queue, store, clock, catalog, channel, armed)
+
+    sync = worker(queue, store, clock, catalog, channel)
+    done = statuses(sync, result.event.id)
+    assert result.reason == "completed"
+    assert sync.register.events("shop").total == 1
+    assert channel.duplicates() == {}
+    assert set(channel.listings) == {(t, i.ref) for t in (C, P, V) for i in catalog.items(t)}
+    assert {s.state for s in done.values()} == {ItemState.DONE}
+    assert len(done) == len(catalog)
+    assert result.event.synchronized.total == len(catalog)
+    assert queue.counts("shop").total == 0
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_force_refresh_resends_nothing_it_delivered_before_a_crash(kind, tmp_path, clock):
+    """A force refresh that died after a commit but before the ack does not send that batch
+    again: the items were delivered in this very refresh, with the same payload. Each item is
+    sent once by the refresh and counted once.
+    """
+    catalog = shoe_catalog()
+    channel = MemoryChannel(clock=clock)
+    queue, store = make_backends(kind, tmp_path, clock)
+    setup = worker(queue, store, clock, catalog, channel)
+    setup.enqueue(everything(catalog))
+    assert setup.run().reason == "completed"
+    sent_before = len(channel.log)
+
+    result = crash_then_finish(
+        queue, store, clock, catalog, channel, "commit.after:1", refresh=True
+    )
+
+    refreshed = channel.log[sent_before:]
+    keys = [(t, ref) for _action, t, ref in refreshed]
+    done = statuses(worker(queue, store, clock, catalog, channel), result.event.id)
+    assert result.reason == "completed"
+    assert result.event.trigger is Trigger.FORCE_REFRESH
+    assert sorted(keys) == sorted(set(keys)), "an item was sent twice by one force refresh"
+    assert set(keys) == set(channel.listings)
+    assert result.event.synchronized.total == len(done) == len(catalog)
+    assert all(s.action is ItemAction.UPDATE for s in done.values())
