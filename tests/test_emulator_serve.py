@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 
 import httpx
@@ -30,3 +32,20 @@ def test_served_answers_do_not_stall_on_small_writes():
 
     assert emulator.count("PUT") == 40
     assert elapsed < 1.0, f"40 requests took {elapsed:.2f} s (a stall is ~40 ms each: 1.6 s)"
+
+
+def test_a_client_dying_mid_request_is_not_reported_as_a_server_error(capfd):
+    """A client that resets its connection (a SIGKILLed worker) leaves no traceback on stderr."""
+    emulator = Echo()
+    with emulator.serve() as url:
+        host, port = url.removeprefix("http://").split(":")
+        for _ in range(3):
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(b"PUT /items/1 HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # SO_LINGER 0: the peer sees a reset, as when a process is killed
+        time.sleep(0.3)  # let the handler threads hit the reset
+        with httpx.Client(base_url=url) as client:
+            assert client.get("/still/up").status_code == 200
+
+    assert "Traceback" not in capfd.readouterr().err
