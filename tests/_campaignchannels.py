@@ -303,6 +303,14 @@ def make_channel(
     raise ValueError(kind)
 
 
+def close_channel(channel: Any) -> None:
+    """Close the httpx client a channel made by `make_channel` talks through."""
+    http = getattr(channel, "http", None) or getattr(channel, "transport", None)
+    client = getattr(http, "client", http)
+    if isinstance(client, httpx.Client):
+        client.close()
+
+
 # =================================================================================================
 # the channel against the exportable catalog
 # =================================================================================================
@@ -318,7 +326,8 @@ def _text(value: Any) -> Any:
 def check_channel(kind: str, emulator: Any, catalog: MemoryCatalog) -> list[str]:
     """
     Every way the emulator's state differs from the exportable catalog, plus every duplicate
-    creation; ``[]`` when the channel is exactly right.
+    creation; ``[]`` when the channel is exactly right. A lost item is reported as
+    "... is missing from the channel" (`lost` counts those).
     """
     bad = invalid_refs(kind, catalog)
     return {
@@ -341,7 +350,7 @@ def _check_kv(emulator: KVEmulator, catalog: MemoryCatalog, bad: set[tuple[str, 
     for key in sorted(held.keys() - expected.keys()):
         problems.append(f"{key} is in the channel but not exportable")
     for key in sorted(expected.keys() - held.keys()):
-        problems.append(f"{key} is exportable but missing from the channel")
+        problems.append(f"{key} is missing from the channel")
     for key in sorted(held.keys() & expected.keys()):
         item, payload = expected[key], held[key]
         fields = payload.get("fields") or {}
@@ -375,15 +384,19 @@ def _check_shopify(emulator: Any, catalog: MemoryCatalog, bad: set[tuple[str, st
     want_products = {i.ref: i for i in catalog.items(P) if ("product", i.ref) not in bad}
     used = {i.parents[0] for i in catalog.items(P)}
     want_cols = {i.ref: i for i in catalog.items(C) if i.ref in used}
-    for ref in sorted(set(col_by_ref) ^ set(want_cols)):
-        problems.append(f"collection {ref}: in the channel {ref in col_by_ref}, wanted")
+    for ref in sorted(set(want_cols) - set(col_by_ref)):
+        problems.append(f"collection {ref} is missing from the channel")
+    for ref in sorted(set(col_by_ref) - set(want_cols)):
+        problems.append(f"collection {ref} is in the channel but not exportable")
     for ref, item in want_cols.items():
         node = col_by_ref.get(ref)
         if node is not None and node.title != item.fields["title"]:
             problems.append(f"collection {ref} has title {node.title!r}")
     prod_by_ref = {ref_of(p): p for p in products}
-    for ref in sorted(set(prod_by_ref) ^ set(want_products)):
-        problems.append(f"product {ref}: in the channel {ref in prod_by_ref}, exportable")
+    for ref in sorted(set(want_products) - set(prod_by_ref)):
+        problems.append(f"product {ref} is missing from the channel")
+    for ref in sorted(set(prod_by_ref) - set(want_products)):
+        problems.append(f"product {ref} is in the channel but not exportable")
     variants: dict[str, list[Item]] = {}
     for v in catalog.items(V):
         variants.setdefault(v.parents[0], []).append(v)
@@ -408,8 +421,10 @@ def _check_takealot(emulator: Any, catalog: MemoryCatalog, bad: set[tuple[str, s
     with emulator._lock:
         offers = {b: dict(o) for b, o in emulator.offers.items()}
     want = {v.fields["barcode"]: v for v in catalog.items(V) if ("variant", v.ref) not in bad}
-    for barcode in sorted(offers.keys() ^ want.keys()):
-        problems.append(f"offer {barcode}: held {barcode in offers}, exportable {barcode in want}")
+    for barcode in sorted(want.keys() - offers.keys()):
+        problems.append(f"offer {barcode} is missing from the channel")
+    for barcode in sorted(offers.keys() - want.keys()):
+        problems.append(f"offer {barcode} is in the channel but not exportable")
     for barcode, item in want.items():
         offer = offers.get(barcode)
         if offer is None:
@@ -439,10 +454,20 @@ def _check_amazon(emulator: Any, catalog: MemoryCatalog, bad: set[tuple[str, str
     want |= {p.ref for p in catalog.items(P)}  # parents are listed under their ref as SKU
     have = set(skus)
     for sku in sorted(want - have):
-        problems.append(f"listing {sku} is missing")
+        problems.append(f"listing {sku} is missing from the channel")
     for sku in sorted(have - want):
-        problems.append(f"listing {sku} is not exportable")
+        problems.append(f"listing {sku} is in the channel but not exportable")
     return problems
+
+
+def lost(problems: list[str]) -> int:
+    """How many of *problems* are exportable items missing from the channel."""
+    return sum(1 for p in problems if p.endswith("is missing from the channel"))
+
+
+def duplicated(problems: list[str]) -> int:
+    """How many of *problems* are items created more than once."""
+    return sum(1 for p in problems if " times" in p or "created, " in p)
 
 
 # =================================================================================================
