@@ -946,8 +946,8 @@ class Synchronizer:
             if work.decision == "remove":
                 self._removal(work, params)
         for work in works.values():
-            if work.key[0] in carrier_types and work.decision in {"push", "unchanged"}:
-                self._carry(work, ctx, loader, works, event)
+            if work.key[0] in carrier_types:
+                self._carrier(work, ctx, loader, works, event)
         for work in works.values():
             if work.decision == "push":
                 self._validate(work, ctx)
@@ -1173,6 +1173,52 @@ class Synchronizer:
             # a carried item changed while its carrier's hash did not: send the carrier anyway
             work.decision = "push"
             work.action = ItemAction.UPDATE
+
+    def _carrier(
+        self,
+        work: _Work,
+        ctx: RenderContext,
+        loader: Loader,
+        works: dict[ItemKey, _Work],
+        event: SyncEvent,
+    ) -> None:
+        if work.decision in {"push", "unchanged"}:
+            self._carry(work, ctx, loader, works, event)
+        elif work.decision == "invalid" and work.item is not None:
+            self._strand(work, ctx, loader, works, event)
+
+    def _strand(
+        self,
+        work: _Work,
+        ctx: RenderContext,
+        loader: Loader,
+        works: dict[ItemKey, _Work],
+        event: SyncEvent,
+    ) -> None:
+        """
+        Record the changed carried items of a carrier that could not be rendered as not sent.
+
+        Without this, a carried item leased in a later batch than its failed carrier would be
+        deferred to it ("its carrier delivers it") and end the event with no status at all.
+        Carried items leased in this batch are settled by `_orphan`; unchanged ones need nothing.
+        """
+        assert work.item is not None  # noqa: S101 - checked by the caller
+        if work.key[0] is not ItemType.PRODUCT:
+            return
+        for carried_type, carrier_type in self.channel.capabilities.carried.items():
+            if carrier_type is not ItemType.PRODUCT or carried_type is not ItemType.VARIANT:
+                continue
+            for child in ctx.variants_of(work.item):
+                if child.key in works:
+                    continue
+                cw = _Work(child.key, None, child, loader.state(*child.key))
+                cw.payload, cw.digest, errors = self._payload(child, ctx)
+                if not errors and not work.force and self._same(cw, event):
+                    continue  # unchanged: the channel already holds it
+                cw.decision = "invalid"
+                cw.errors = errors or work.errors
+                cw.message = f"not sent: {work.key[0].value} {work.key[1]} is invalid"
+                work.carried.append(cw)
 
     def _validate(self, work: _Work, ctx: RenderContext) -> None:
         if (
