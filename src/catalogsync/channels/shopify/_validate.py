@@ -15,6 +15,7 @@ caught it or Shopify did.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -60,6 +61,7 @@ def validate(item: Item, payload: Mapping[str, Any]) -> list[ItemError]:
     if item.type is ItemType.VARIANT:
         errors = _Errors()
         _variant(payload, errors)
+        _wire(payload, errors)
         return errors.items
     data = payload.get("input")
     if not isinstance(data, Mapping):
@@ -82,9 +84,46 @@ def validate(item: Item, payload: Mapping[str, Any]) -> list[ItemError]:
         image = data.get("image")
         if isinstance(image, Mapping):
             _url(image.get("src"), "image.src", errors)
+        _wire(data, errors)
+        _wire(payload.get("translations"), errors, "translations")
         return errors.items
     _product(data, errors)
+    _wire(data, errors)
+    _wire(payload.get("translations"), errors, "translations")
     return errors.items
+
+
+_JSON_SCALARS: Final = (str, int, bool, type(None))
+
+
+def _wire(data: Any, errors: _Errors, root: str = "") -> None:
+    """
+    Report the first value the JSON request body cannot carry (a Decimal, a set, bytes, NaN or
+    an infinity, a non-text key): it would fail the whole request, and with it every operation
+    sent alongside, instead of this item alone.
+    """
+    stack: list[tuple[str, Any]] = [(root, data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, _JSON_SCALARS):
+            continue
+        if isinstance(value, float):
+            if math.isfinite(value):
+                continue
+            problem = f"{value} is not a JSON number"
+        elif isinstance(value, Mapping):
+            bad_key = next((k for k in value if not isinstance(k, str)), None)
+            if bad_key is None:
+                stack.extend((f"{path}.{k}" if path else k, v) for k, v in value.items())
+                continue
+            problem = f"the key {bad_key!r} is not text"
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+            continue
+        else:
+            problem = f"a {type(value).__name__} cannot be sent as JSON"
+        errors.add(path, "INVALID", f"{path or 'the payload'}: {problem}")
+        return
 
 
 def _title(data: Mapping[str, Any], errors: _Errors) -> None:
