@@ -15,13 +15,13 @@ caught it or Shopify did.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ..._models import ErrorKind, Item, ItemError, ItemType
+from .._json import unencodable
 
 
 __all__ = ["validate"]
@@ -93,37 +93,16 @@ def validate(item: Item, payload: Mapping[str, Any]) -> list[ItemError]:
     return errors.items
 
 
-_JSON_SCALARS: Final = (str, int, bool, type(None))
-
-
 def _wire(data: Any, errors: _Errors, root: str = "") -> None:
     """
     Report the first value the JSON request body cannot carry (a Decimal, a set, bytes, NaN or
     an infinity, a non-text key): it would fail the whole request, and with it every operation
     sent alongside, instead of this item alone.
     """
-    stack: list[tuple[str, Any]] = [(root, data)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, _JSON_SCALARS):
-            continue
-        if isinstance(value, float):
-            if math.isfinite(value):
-                continue
-            problem = f"{value} is not a JSON number"
-        elif isinstance(value, Mapping):
-            bad_key = next((k for k in value if not isinstance(k, str)), None)
-            if bad_key is None:
-                stack.extend((f"{path}.{k}" if path else k, v) for k, v in value.items())
-                continue
-            problem = f"the key {bad_key!r} is not text"
-        elif isinstance(value, (list, tuple)):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
-            continue
-        else:
-            problem = f"a {type(value).__name__} cannot be sent as JSON"
+    found = unencodable(data, root)
+    if found is not None:
+        path, problem = found
         errors.add(path, "INVALID", f"{path or 'the payload'}: {problem}")
-        return
 
 
 def _title(data: Mapping[str, Any], errors: _Errors) -> None:
