@@ -19,6 +19,9 @@ decision of that event (R07, R09).
 
 Rule 3: nothing raised by the catalog, a channel's render/validate, or the hasher stops a batch;
 it becomes an `ItemError` on that item.
+
+Rule 4: every text of a status is passed through `catalogsync.redact` before it is stored, so a
+channel that echoes a credential in an error message cannot put it in the store.
 """
 
 from __future__ import annotations
@@ -826,7 +829,7 @@ class Synchronizer:
                 creating = [o.key for o in ops if o.action is ItemAction.CREATE]
                 self._enqueue_id_readers(creating, exclude=later)
             outcomes = self._push(ops, event, leases)
-        records = self._records(event, works, outcomes, tally, new_ids)
+        records = [_scrubbed(r) for r in self._records(event, works, outcomes, tally, new_ids)]
         synchronized, failed, unchanged, skipped = tally.counts()
         self.store.commit(
             iteration,
@@ -1499,6 +1502,30 @@ class Synchronizer:
             works, *_ = self._decide(probe, leases)
             planned.extend(_planned(w, self.channel.name) for w in works)
         return Plan(tuple(planned), total, total > limit)
+
+
+def _scrubbed(record: ItemRecord) -> ItemRecord:
+    """
+    Rule 4 (defence in depth): the texts of a status come from the channel, and a channel may
+    echo a credential in an error message; redact them before they are stored.
+    """
+    status = record.status
+    errors = tuple(_scrub_error(e) for e in status.errors)
+    warnings = tuple(_scrub_error(e) for e in status.warnings)
+    message = redact(status.message) if status.message else status.message
+    if errors == status.errors and warnings == status.warnings and message == status.message:
+        return record
+    clean = attrs.evolve(status, errors=errors, warnings=warnings, message=message)
+    return attrs.evolve(record, status=clean)
+
+
+def _scrub_error(error: ItemError) -> ItemError:
+    message = redact(error.message)
+    code = redact(error.code) if error.code else error.code
+    field = redact(error.field) if error.field else error.field
+    if (message, code, field) == (error.message, error.code, error.field):
+        return error
+    return attrs.evolve(error, message=message, code=code, field=field)
 
 
 def _planned(work: _Work, channel: str) -> PlannedItem:
