@@ -238,11 +238,13 @@ def make_channel(
     emulator: Any = None,
     on_response: Callable[[httpx.Response], None] | None = None,
     retry: RetryPolicy | None = None,
+    **options: Any,
 ) -> Any:
     """
     The adapter of *kind*, talking to *url* (a served emulator) or through *client*.
 
-    *on_response* is an httpx response hook (the crash worker kills itself in it).
+    *on_response* is an httpx response hook (the crash worker kills itself in it); *options*
+    go to the adapter's constructor.
     """
     hooks = {"response": [on_response]} if on_response is not None else {}
     retry = retry or RetryPolicy(attempts=4, initial=0.5, maximum=4.0)
@@ -265,7 +267,7 @@ def make_channel(
             base_url=str(client.base_url).rstrip("/") or url,
         )
         return ShopifyChannel(
-            store, client=client, clock=clock, rng=random.Random(seed), retry=retry
+            store, client=client, clock=clock, rng=random.Random(seed), retry=retry, **options
         )
     if kind == "takealot":
         from catalogsync.channels.takealot import TakealotChannel
@@ -280,6 +282,7 @@ def make_channel(
             clock=clock,
             rng=random.Random(seed),
             retry=retry,
+            **options,
         )
     if kind == "amazon":
         from catalogsync.channels.amazon import AmazonChannel, LwaCredentials
@@ -299,6 +302,7 @@ def make_channel(
             clock=clock,
             rng=random.Random(seed),
             retry=retry,
+            **options,
         )
     raise ValueError(kind)
 
