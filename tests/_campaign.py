@@ -7,7 +7,7 @@ Plumbing shared by the reliability campaigns (``tests/test_campaign_*.py``).
   tried, items lost); at the end of the session the figures are printed and written to
   ``tests/.campaign-figures.json`` (git-ignored) so a ``--long`` run can be quoted in
   ``docs/reliability.md``.
-* Backends: `BACKENDS` names the backend kinds a campaign runs against; `backend_spec` describes
+* Backends: `backends` names the backend kinds a campaign runs against; `backend_spec` describes
   one as JSON (so a worker process can open it) and `open_backends` opens it. PostgreSQL is one
   more entry here when its backends land.
 
@@ -32,8 +32,6 @@ import pytest
 HERE = Path(__file__).resolve().parent
 FIGURES_FILE = HERE / ".campaign-figures.json"
 
-#: Backend kinds the campaigns run against (PostgreSQL joins when its backends exist).
-BACKENDS = ["sqlite"]
 
 _long = False
 _started = time.monotonic()
@@ -42,6 +40,17 @@ _started = time.monotonic()
 def long_run() -> bool:
     """Whether ``pytest --long`` asked for the full-size campaigns."""
     return _long or bool(os.environ.get("CATALOGSYNC_LONG"))
+
+
+def backends(*, durability: bool = False) -> list[str]:
+    """
+    The backend kinds the campaigns run against; PostgreSQL joins when its backends exist.
+
+    With *durability*, long runs add ``sqlite-full`` (SQLite with ``synchronous="FULL"``): it
+    matters for power loss, not for killed processes, and the crash campaign shows both
+    settings survive kills.
+    """
+    return ["sqlite", "sqlite-full"] if durability and long_run() else ["sqlite"]
 
 
 def size(normal: int, long: int) -> int:
@@ -99,8 +108,9 @@ class timed:  # noqa: N801 - reads as a context-manager verb
 
 def backend_spec(kind: str, tmp_path: Path) -> dict[str, Any]:
     """A JSON-able description of a fresh backend of *kind* (opened by `open_backends`)."""
-    if kind == "sqlite":
-        return {"kind": "sqlite", "path": str(tmp_path / "campaign.db")}
+    if kind in {"sqlite", "sqlite-full"}:
+        synchronous = "FULL" if kind == "sqlite-full" else "NORMAL"
+        return {"kind": "sqlite", "path": str(tmp_path / "campaign.db"), "synchronous": synchronous}
     raise ValueError(f"unknown backend kind {kind!r}")
 
 
@@ -109,6 +119,7 @@ def open_backends(spec: dict[str, Any], **kwargs: Any) -> tuple[Any, Any]:
     if spec["kind"] == "sqlite":
         from catalogsync import SQLiteQueue, SQLiteStore
 
+        kwargs.setdefault("synchronous", spec.get("synchronous", "NORMAL"))
         return SQLiteQueue(spec["path"], **kwargs), SQLiteStore(spec["path"], **kwargs)
     raise ValueError(f"unknown backend kind {spec['kind']!r}")
 
@@ -240,6 +251,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the ``campaign`` marker and remember ``--long``."""
     global _long
     _long = bool(config.getoption("--long", default=False))
+    if _long:  # worker and producer processes size themselves the same way
+        os.environ["CATALOGSYNC_LONG"] = "1"
     config.addinivalue_line(
         "markers", "campaign: a reliability campaign (crash, faults, bad input, secrets, load)"
     )

@@ -17,7 +17,7 @@ import random
 
 import pytest
 
-from _campaign import BACKENDS, FIGURES, size, timed
+from _campaign import FIGURES, backends, size, timed
 from _campaignchannels import duplicated, lost, tamper
 from _campaigncrash import HOOKS, PER_BATCH, CrashRig
 
@@ -25,16 +25,16 @@ from _campaigncrash import HOOKS, PER_BATCH, CrashRig
 pytestmark = pytest.mark.campaign
 
 PRODUCTS = size(24, 80)
-KILLS = size(2, 5)
-SEEDS = {"kv": size(3, 20), "shopify": size(2, 8), "takealot": size(2, 8)}
-REFRESH_SEEDS = {"kv": size(1, 8), "shopify": size(1, 4), "takealot": size(1, 4)}
+KILLS = size(3, 5)
+SEEDS = {"kv": size(4, 20), "shopify": size(2, 8), "takealot": size(2, 8)}
+REFRESH_SEEDS = {"kv": size(2, 8), "shopify": size(1, 4), "takealot": size(1, 4)}
 
 
 def cases(seeds: dict[str, int]) -> list[object]:
     """``(backend, channel kind, seed)`` for every backend and the seeds of each kind."""
     return [
         pytest.param(backend, kind, seed, id=f"{backend}-{kind}-{seed}")
-        for backend in BACKENDS
+        for backend in backends(durability=True)
         for kind, count in seeds.items()
         for seed in range(count)
     ]
@@ -104,7 +104,7 @@ def test_killed_force_refresh_repairs_the_channel(tmp_path, backend, kind, seed)
     "being replaced leaves an IN_PROGRESS refresh over the old queue, completed by the next run "
     "with nothing sent (see test_crash_points.py)",
 )
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backends())
 def test_force_refresh_killed_while_streaming_a_large_catalog(tmp_path, backend):
     """A worker killed while force_refresh streams a large catalog (over 1,000 changes, the
     staged path) into the queue: the refresh is still carried out by the next worker.

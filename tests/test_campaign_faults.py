@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from _campaign import BACKENDS, FIGURES, backend_spec, close_backends, open_backends, size, timed
+from _campaign import FIGURES, backend_spec, backends, close_backends, open_backends, size, timed
 from _campaignchannels import (
     check_channel,
     connector_params,
@@ -54,7 +54,7 @@ from catalogsync.testing import FaultKind, Faults, ManualClock
 pytestmark = pytest.mark.campaign
 
 KINDS = ("shopify", "amazon", "takealot")
-SEEDS = size(8, 60)
+SEEDS = size(12, 60)
 PRODUCTS = size(30, 100)
 
 #: The faults a burst is drawn from: (kind, keyword arguments of `Faults.add`).
@@ -169,7 +169,7 @@ def burst(rig: Rig, rng: random.Random) -> None:
         rig.faults.add(kind, rate=rng.uniform(0.05, 0.3), count=rng.randint(3, 12), **kwargs)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backends())
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", range(SEEDS))
 def test_faults_fail_only_affected_items_and_a_rerun_delivers_the_rest(

@@ -37,7 +37,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _campaign import FIGURES, long_run, size
+from _campaign import FIGURES, long_run, size, timed
 from _campaignchannels import (
     connector_params,
     invalid_refs,
@@ -69,7 +69,7 @@ pytestmark = pytest.mark.campaign
 
 C, P, V = ItemType.CATEGORY, ItemType.PRODUCT, ItemType.VARIANT
 HERE = Path(__file__).resolve().parent
-EXAMPLES = size(30, 400)
+EXAMPLES = size(60, 400)
 
 # =================================================================================================
 # strategies
@@ -314,7 +314,8 @@ def test_damaged_catalogs_fail_only_the_damaged_items_with_stable_hashes(kind):
         _, _, reversed_ = synchronize(kind, catalog, mapping_reversed=True)
         assert hashes == again == reversed_
 
-    check()
+    with timed("bad_input"):
+        check()
     FIGURES.add(
         "bad_input",
         catalogs_tried=len(tried),
@@ -435,7 +436,8 @@ def test_hostile_ref_filters_match_a_python_recount(backend, sqlite_backends):
             assert entries.total == len(expected)
             queries.append(needle)
 
-    check()
+    with timed("bad_input"):
+        check()
     FIGURES.add("bad_input", hostile_queries=len(queries), **{f"{backend}_queries": len(queries)})
 
 

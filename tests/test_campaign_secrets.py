@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import time
 import traceback
 from typing import Any
 
@@ -246,6 +247,7 @@ def test_no_secret_reaches_logs_errors_reprs_exports_or_the_database(kind, tmp_p
     texts: dict[str, str] = {}
     objects: list[Any] = [*channels, params]
     statuses_seen = 0
+    started = time.monotonic()
     try:
         for n, channel in enumerate(channels):
             queue, store = SQLiteQueue(db, clock=clock), SQLiteStore(db, clock=clock)
@@ -315,6 +317,7 @@ def test_no_secret_reaches_logs_errors_reprs_exports_or_the_database(kind, tmp_p
         for client in clients:
             client.close()
 
+    FIGURES.took("secrets", time.monotonic() - started)
     for n, exc in enumerate(errors):
         texts[f"exception {n}"] = "".join(traceback.format_exception(exc)) + repr(exc)
     for n, obj in enumerate(objects):
