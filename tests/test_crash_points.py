@@ -14,7 +14,18 @@ from datetime import timedelta
 import pytest
 
 from _campaign import Crash, Trap, TrapChannel, TrapQueue, TrapStore
-from catalogsync import Item, ItemAction, ItemState, SyncOptions, Trigger
+from catalogsync import (
+    Change,
+    Connector,
+    Item,
+    ItemAction,
+    ItemState,
+    MemoryQueue,
+    MemoryStore,
+    Synchronizer,
+    SyncOptions,
+    Trigger,
+)
 from catalogsync.testing import MemoryChannel
 
 from _syncenv import BACKENDS, C, P, V, everything, make_backends, make_sync, shoe_catalog
@@ -157,3 +168,39 @@ def test_force_refresh_interrupted_while_queueing_still_refreshes(kind, tmp_path
 
     assert result.event.trigger is Trigger.FORCE_REFRESH
     assert set(channel.listings) == {(t, i.ref) for t in (C, P, V) for i in catalog.items(t)}
+
+
+def test_shopify_products_rendered_before_their_collections_had_ids_are_sent_again(clock):
+    """A worker dies after Shopify created the collections but before their GIDs were stored;
+    the next worker sends products meanwhile, without those GIDs. Once the collections' GIDs are
+    stored, the products are rendered again and end up in their collections.
+    """
+    from _campaignchannels import check_channel, make_catalog, make_channel, make_emulator
+
+    catalog = make_catalog("shopify", 12, 1)
+    emulator = make_emulator("shopify", catalog, clock=clock, sleep=clock.sleep)
+    client = emulator.client()
+    channel = make_channel("shopify", client=client, clock=clock, concurrency=1)
+    queue, store = MemoryQueue(clock=clock), MemoryStore(clock=clock)
+    options = SyncOptions(batch_size=4, lease_ttl=TTL, heartbeat=False, poll_interval=5)
+
+    def shopify_worker(trap=None):
+        trap = trap or Trap(None)
+        return Synchronizer(
+            Connector("shop", "shopify"),
+            catalog=catalog,
+            channel=TrapChannel(channel, trap),
+            queue=TrapQueue(queue, trap),
+            store=TrapStore(store, trap),
+            clock=clock,
+            options=options,
+        )
+
+    shopify_worker().enqueue(Change(i.ref, t) for t in (C, P, V) for i in catalog.items(t))
+    with pytest.raises(Crash):
+        shopify_worker(Trap("push.after:1")).run()  # the four collections exist in Shopify
+    result = shopify_worker().run()  # products first; the collections' batch once it expires
+    client.close()
+
+    assert result.reason == "completed"
+    assert check_channel("shopify", emulator, catalog) == []

@@ -167,6 +167,9 @@ _CAPABILITIES: Final[dict[str, Any]] = {
         {(ItemType.PRODUCT, ItemType.VARIANT), (ItemType.PRODUCT, ItemType.CATEGORY)}
     ),
     "carried": {ItemType.VARIANT: ItemType.PRODUCT},
+    # A product's productSet lists its collections' GIDs: when a category gets its GID, the
+    # products that name it must be rendered again (or they stay out of the collection).
+    "reads_ids": frozenset({(ItemType.PRODUCT, ItemType.CATEGORY)}),
     "removals": frozenset({ItemAction.DELETE, ItemAction.ARCHIVE}),
 }
 
