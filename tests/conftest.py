@@ -8,6 +8,8 @@ import pytest
 
 from catalogsync.testing import ManualClock
 
+# The reliability campaigns' --long option, campaign marker and figures summary (hooks).
+from _campaign import pytest_addoption, pytest_configure, pytest_terminal_summary  # noqa: F401
 from _syncenv import BACKENDS, make_backends
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -546,6 +547,25 @@ def test_raw_attributes_must_be_lists_of_objects():
     assert ("attribute_shape", "attributes.material") in codes(
         ch.validate(item, ch.render(item, ctx), ctx)
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"brand": Decimal("1.5")}, "attributes.brand[0].value"),
+        ({"bullet_point": [{"a", "set"}]}, "attributes.bullet_point[0].value"),
+        ({"attributes": {"material": [{"value": float("nan")}]}}, "attributes.material[0].value"),
+    ],
+)
+def test_values_json_cannot_carry_are_reported_on_the_item(fields, field):
+    """A Decimal, a set or a NaN the request body cannot carry is a validation error on its
+    item, not an exception that fails every listing of the push.
+    """
+    item = tee(**fields)
+    ch = channel()
+    ctx = ctx_for(params(), item)
+
+    assert ("attribute_value", field) in codes(ch.validate(item, ch.render(item, ctx), ctx))
 
 
 # -- product type definition schemas ----------------------------------------------------------

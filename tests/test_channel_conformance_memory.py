@@ -38,3 +38,18 @@ class TestCarryingMemoryChannel(TestMemoryChannel):
         return MemoryChannel(
             capabilities=Capabilities(reads={(P, V), (P, C)}, reads_ids={(P, C)}, carried={V: P})
         )
+
+
+@pytest.mark.parametrize("price", [float("nan"), float("inf"), -float("inf"), -1])
+def test_memory_channel_rejects_a_price_that_is_not_a_finite_number(price):
+    """NaN and infinities hash as null, so the validator must stop them: they are not prices."""
+    from catalogsync import ConnectorParams
+    from catalogsync.typing import RenderContext
+
+    channel = MemoryChannel()
+    item = Item("P1", P, fields={"title": "Shoe", "price": price})
+    ctx = RenderContext(ConnectorParams())
+
+    errors = channel.validate(item, channel.render(item, ctx), ctx)
+
+    assert [(e.code, e.field) for e in errors] == [("invalid", "price")]

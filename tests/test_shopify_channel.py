@@ -1328,6 +1328,7 @@ def test_channel_satisfies_the_protocol(clock):
     assert isinstance(channel, Channel)
     assert channel.capabilities.carried == {V: P}
     assert channel.capabilities.reads == {(P, V), (P, C)}
+    assert channel.capabilities.reads_ids == {(P, C)}  # a product lists its collections' GIDs
     assert channel.capabilities.removals == {ItemAction.DELETE, ItemAction.ARCHIVE}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -446,3 +447,20 @@ def test_non_payload_is_reported():
     item = shoe()
 
     assert codes(channel().validate(item, {}, context())) == [("INVALID", None)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"description": Decimal("1.5")}, "descriptionHtml"),
+        ({"seo_title": {"a", "set"}}, "seo.title"),
+        ({"description": float("nan")}, "descriptionHtml"),
+    ],
+)
+def test_values_json_cannot_carry_are_reported(fields, field):
+    """A value the JSON request cannot carry (Decimal, set, NaN) is a validation error on
+    its item, instead of failing the request that carries every operation of the push.
+    """
+    errors = validate(shoe(**fields), size("V1", "S"))
+
+    assert ("INVALID", field) in codes(errors)

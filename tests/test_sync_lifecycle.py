@@ -549,3 +549,33 @@ def test_a_failing_batch_hands_its_leases_back(backends, clock, monkeypatch):
     monkeypatch.undo()
 
     assert len(queue.lease("shop", owner="next", limit=100, ttl=timedelta(seconds=30))) == 8
+
+
+def test_a_skip_redelivered_after_a_crash_is_counted_once(backends, clock, monkeypatch):
+    """A crash between commit and ack re-delivers a skipped item; it is not counted twice."""
+    from catalogsync import BackendError, ConnectorParams
+
+    queue, store = backends
+    catalog = shoe_catalog()
+    s = make_sync(queue, store, clock, catalog, options=SyncOptions(lease_ttl=30))
+    s.enqueue(everything(catalog))
+    s.run()
+    s.update_connector(params=ConnectorParams(disable_deletions=True))
+    catalog.remove(P, "P3")
+    s.enqueue([Change("P3", P, ChangeKind.DELETE)])
+
+    def crash(*args, **kwargs):
+        raise BackendError("the process died before the ack")
+
+    monkeypatch.setattr(queue, "ack", crash)
+    with pytest.raises(BackendError):
+        s.run()
+    monkeypatch.undo()
+    clock.advance(timedelta(seconds=31))  # the lease expires: P3 comes back
+    result = s.run()
+
+    assert result.event.skipped.product == 1
+    [status] = s.register.items(
+        "shop", event_id=result.event.id, ref="P3", item_type="product"
+    ).items
+    assert status.action is ItemAction.SKIP

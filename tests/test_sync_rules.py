@@ -638,7 +638,8 @@ def test_r15_expired_lease_is_redelivered_after_a_crash(backends, clock, catalog
 
 def test_r15_a_delete_change_wins_over_a_stale_catalog(sync, catalog, channel):
     """A DELETE change removes the item even while the PIM still returns it; a later UPSERT of
-    the same item coalesces over it and brings it back."""
+    the same item coalesces over it and brings it back.
+    """
     sync.enqueue([Change("P3", P, ChangeKind.DELETE)])  # the catalog still has P3
     sync.run()
     assert (P, "P3") not in channel.listings

@@ -19,6 +19,9 @@ decision of that event (R07, R09).
 
 Rule 3: nothing raised by the catalog, a channel's render/validate, or the hasher stops a batch;
 it becomes an `ItemError` on that item.
+
+Rule 4: every text of a status is passed through `catalogsync.redact` before it is stored, so a
+channel that echoes a credential in an error message cannot put it in the store.
 """
 
 from __future__ import annotations
@@ -574,41 +577,42 @@ class Synchronizer:
         interrupted synchronization (R09). The work is queued like any other; `run` does it.
         """
         connector = self.connector
-        for _ in range(5):
-            active = self.store.active_event(connector.id)
-            snapshot, failure = self._snapshot_and_check(connector)
-            now = self.clock.now()
-            if failure is not None:
-                event = SyncEvent(
-                    new_id(now),
-                    connector.id,
-                    Trigger.FORCE_REFRESH,
-                    EventStatus.ERROR,
-                    now,
-                    snapshot,
-                    finished_at=now,
-                    errors=(failure,),
-                )
-                self.store.open_event(event)
-                return event
-            event_id = new_id(now)
-            if active is not None:
-                self._supersede(active, event_id)
-            event, created = self.store.open_event(
-                SyncEvent(
-                    event_id,
-                    connector.id,
-                    Trigger.FORCE_REFRESH,
-                    EventStatus.IN_PROGRESS,
-                    now,
-                    snapshot,
-                )
+        snapshot, failure = self._snapshot_and_check(connector)
+        now = self.clock.now()
+        if failure is not None:
+            event = SyncEvent(
+                new_id(now),
+                connector.id,
+                Trigger.FORCE_REFRESH,
+                EventStatus.ERROR,
+                now,
+                snapshot,
+                finished_at=now,
+                errors=(failure,),
             )
+            self.store.open_event(event)
+            return event
+        # Order matters for crashes: close the running event, replace the queue, then open the
+        # refresh event. A crash before the replace leaves the old queue and no refresh event
+        # (the caller's force_refresh() did not return: it calls again); a crash after it leaves
+        # forced entries, which any next event sends as a refresh would (hashes ignored, no
+        # removal). Never a refresh event over the old queue, completed with nothing sent.
+        event_id = new_id(now)
+        active = self.store.active_event(connector.id)
+        if active is not None:
+            self._supersede(active, event_id)
+        self.queue.replace_all(connector.id, self._exportable_changes(connector), force=True)
+        refresh = SyncEvent(
+            event_id, connector.id, Trigger.FORCE_REFRESH, EventStatus.IN_PROGRESS, now, snapshot
+        )
+        for _ in range(5):
+            event, created = self.store.open_event(refresh)
             if created:
                 break
+            # another worker opened an event on the forced queue meanwhile: it yields to ours
+            self._supersede(event, event_id)
         else:  # pragma: no cover - five lost races in a row
             raise ConflictError("could not open a force refresh event: other workers keep racing")
-        self.queue.replace_all(connector.id, self._exportable_changes(connector), force=True)
         self.store.set_pending(event.id, self.queue.counts(connector.id))
         return self.store.get_event(event.id)
 
@@ -886,7 +890,7 @@ class Synchronizer:
                 creating = [o.key for o in ops if o.action is ItemAction.CREATE]
                 self._enqueue_id_readers(creating, exclude=later)
             outcomes = self._push(ops, event, leases)
-        records = self._records(event, works, outcomes, tally, new_ids)
+        records = [_scrubbed(r) for r in self._records(event, works, outcomes, tally, new_ids)]
         if not records and not tally.total:
             return tally  # only items already delivered in this event: nothing to record
         synchronized, failed, unchanged, skipped = tally.counts()
@@ -1023,8 +1027,8 @@ class Synchronizer:
             if work.decision == "remove":
                 self._removal(work, params)
         for work in works.values():
-            if work.key[0] in carrier_types and work.decision in {"push", "unchanged"}:
-                self._carry(work, ctx, loader, works, event)
+            if work.key[0] in carrier_types:
+                self._carrier(work, ctx, loader, works, event)
         for work in works.values():
             if work.decision == "push":
                 self._validate(work, ctx)
@@ -1102,7 +1106,14 @@ class Synchronizer:
             elif not self._same(work, event):
                 work.decision = "defer"
             return
-        if not work.force and self._same(work, event):
+        if work.force:
+            # A force refresh ignores hashes from earlier events, not its own deliveries: an
+            # item it already sent with this payload (a re-delivery after a crash between
+            # commit and ack) is "already" done, as carried items are above.
+            state = work.state
+            if state is not None and state.event_id == event.id and self._same(work, event):
+                return  # "already"
+        elif self._same(work, event):
             return  # decision set by _same
         work.decision = "push"
         work.action = ItemAction.CREATE if work.state is None else ItemAction.UPDATE
@@ -1257,6 +1268,52 @@ class Synchronizer:
             work.decision = "push"
             work.action = ItemAction.UPDATE
 
+    def _carrier(
+        self,
+        work: _Work,
+        ctx: RenderContext,
+        loader: Loader,
+        works: dict[ItemKey, _Work],
+        event: SyncEvent,
+    ) -> None:
+        if work.decision in {"push", "unchanged"}:
+            self._carry(work, ctx, loader, works, event)
+        elif work.decision == "invalid" and work.item is not None:
+            self._strand(work, ctx, loader, works, event)
+
+    def _strand(
+        self,
+        work: _Work,
+        ctx: RenderContext,
+        loader: Loader,
+        works: dict[ItemKey, _Work],
+        event: SyncEvent,
+    ) -> None:
+        """
+        Record the changed carried items of a carrier that could not be rendered as not sent.
+
+        Without this, a carried item leased in a later batch than its failed carrier would be
+        deferred to it ("its carrier delivers it") and end the event with no status at all.
+        Carried items leased in this batch are settled by `_orphan`; unchanged ones need nothing.
+        """
+        assert work.item is not None  # noqa: S101 - checked by the caller
+        if work.key[0] is not ItemType.PRODUCT:
+            return
+        for carried_type, carrier_type in self.channel.capabilities.carried.items():
+            if carrier_type is not ItemType.PRODUCT or carried_type is not ItemType.VARIANT:
+                continue
+            for child in ctx.variants_of(work.item):
+                if child.key in works:
+                    continue
+                cw = _Work(child.key, None, child, loader.state(*child.key))
+                cw.payload, cw.digest, errors = self._payload(child, ctx)
+                if not errors and not work.force and self._same(cw, event):
+                    continue  # unchanged: the channel already holds it
+                cw.decision = "invalid"
+                cw.errors = errors or work.errors
+                cw.message = f"not sent: {work.key[0].value} {work.key[1]} is invalid"
+                work.carried.append(cw)
+
     def _validate(self, work: _Work, ctx: RenderContext) -> None:
         if (
             work.payload is None
@@ -1364,7 +1421,7 @@ class Synchronizer:
                 for cw in work.carried:
                     settle(cw)
             elif d == "invalid":
-                if not self._failed_before(event, work):
+                if not self._recorded_before(event, work, ItemState.ERROR):
                     tally.failed[t] += 1
                 records.append(
                     ItemRecord(
@@ -1380,7 +1437,8 @@ class Synchronizer:
                 for cw in work.carried:
                     settle(cw)
             elif d == "skip":
-                tally.skipped[t] += 1
+                if not self._recorded_before(event, work, ItemState.DONE):
+                    tally.skipped[t] += 1
                 records.append(
                     ItemRecord(
                         status(work, ItemState.DONE, action=ItemAction.SKIP, message=work.message)
@@ -1396,10 +1454,11 @@ class Synchronizer:
             settle(work)
         return records
 
-    def _failed_before(self, event: SyncEvent, work: _Work) -> bool:
+    def _recorded_before(self, event: SyncEvent, work: _Work, state: ItemState) -> bool:
         """
-        Whether a re-delivered item (its lease expired, or it was released) is already recorded
-        as failed in this event: the same change failing again is not a second failure.
+        Whether a re-delivered item (its lease expired, or it was released) already has a status
+        in *state* in this event: the same change failing or being skipped again after a crash
+        is not a second failure or skip.
         """
         lease = work.lease
         if lease is None or lease.attempts <= 1:
@@ -1411,11 +1470,11 @@ class Synchronizer:
                 event_id=event.id,
                 ref_contains=ref,
                 item_type=t,
-                state=ItemState.ERROR,
+                state=state,
                 limit=100,
             )
         )
-        return any(s.ref == ref for s in found)
+        return any(s.ref == ref and s.action is work.action for s in found)
 
     def _pushed(
         self,
@@ -1565,6 +1624,30 @@ class Synchronizer:
             works = self._decide(probe, leases)
             planned.extend(_planned(w, self.channel.name) for w in works)
         return Plan(tuple(planned), total, total > limit)
+
+
+def _scrubbed(record: ItemRecord) -> ItemRecord:
+    """
+    Rule 4 (defence in depth): the texts of a status come from the channel, and a channel may
+    echo a credential in an error message; redact them before they are stored.
+    """
+    status = record.status
+    errors = tuple(_scrub_error(e) for e in status.errors)
+    warnings = tuple(_scrub_error(e) for e in status.warnings)
+    message = redact(status.message) if status.message else status.message
+    if errors == status.errors and warnings == status.warnings and message == status.message:
+        return record
+    clean = attrs.evolve(status, errors=errors, warnings=warnings, message=message)
+    return attrs.evolve(record, status=clean)
+
+
+def _scrub_error(error: ItemError) -> ItemError:
+    message = redact(error.message)
+    code = redact(error.code) if error.code else error.code
+    field = redact(error.field) if error.field else error.field
+    if (message, code, field) == (error.message, error.code, error.field):
+        return error
+    return attrs.evolve(error, message=message, code=code, field=field)
 
 
 def _planned(work: _Work, channel: str) -> PlannedItem:

@@ -19,6 +19,7 @@ import contextlib
 import enum
 import random
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -122,6 +123,17 @@ class Faults:
 
 class _DroppedError(Exception):
     """Internal: the server side should drop the connection without answering."""
+
+
+class _Server(ThreadingHTTPServer):
+    """The loopback server: one thread per connection; quiet when a client goes away."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client died mid-request (a killed worker): nothing to report
+        super().handle_error(request, client_address)
 
 
 class Emulator:
@@ -267,8 +279,7 @@ class Emulator:
             def log_message(self, *_args: Any) -> None:
                 return
 
-        server = ThreadingHTTPServer((host, 0), Handler)
-        server.daemon_threads = True
+        server = _Server((host, 0), Handler)
         port = int(server.server_address[1])
         thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
         thread.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -28,6 +29,16 @@ _DEFAULT_CAPABILITIES = Capabilities(
     reads={(ItemType.PRODUCT, ItemType.VARIANT), (ItemType.PRODUCT, ItemType.CATEGORY)},
     reads_ids={(ItemType.PRODUCT, ItemType.CATEGORY)},
 )
+
+
+def _price_ok(price: Any) -> bool:
+    """A finite number >= 0 (NaN and infinities hash as null and must never be sent)."""
+    return (
+        isinstance(price, (int, float))
+        and not isinstance(price, bool)
+        and math.isfinite(price)
+        and price >= 0
+    )
 
 
 class MemoryChannel:
@@ -161,26 +172,22 @@ class MemoryChannel:
                     ItemError(ErrorKind.VALIDATION, "title is longer than 255", "too_long", "title")
                 )
         price = fields.get("price")
-        if price is not None and (
-            not isinstance(price, (int, float)) or isinstance(price, bool) or not price >= 0
-        ):
+        if price is not None and not _price_ok(price):
             errors.append(
                 ItemError(
                     ErrorKind.VALIDATION,
-                    f"price must be a number >= 0, got {price!r:.40}",
+                    f"price must be a finite number >= 0, got {price!r:.40}",
                     "invalid",
                     "price",
                 )
             )
         for index, variant in enumerate(payload.get("variants", ())):
             vprice = variant.get("fields", {}).get("price")
-            if vprice is not None and (
-                not isinstance(vprice, (int, float)) or isinstance(vprice, bool) or not vprice >= 0
-            ):
+            if vprice is not None and not _price_ok(vprice):
                 errors.append(
                     ItemError(
                         ErrorKind.VALIDATION,
-                        f"price must be a number >= 0, got {vprice!r:.40}",
+                        f"price must be a finite number >= 0, got {vprice!r:.40}",
                         "invalid",
                         f"variants[{index}].fields.price",
                     )

@@ -25,6 +25,7 @@ from typing import Any, Final
 from ..._errors import InvalidArgumentError
 from ..._models import ErrorKind, Item, ItemError, ItemType
 from ...typing import RenderContext
+from .._json import unencodable
 from ._render import derived_axes, field_value, sku_of, theme_axes, theme_of
 from ._sansio import CURRENCY_DIGITS, OFFER_ATTRIBUTES, as_decimal, sku_problems
 
@@ -89,6 +90,10 @@ def check_payload(
     if not isinstance(attributes, Mapping):
         errors.append(_err("attributes must be an object", "attribute_shape", "attributes"))
         return errors
+    found = unencodable(attributes, "attributes")
+    if found is not None:  # it would fail the request body, and the push with it
+        path, problem = found
+        errors.append(_err(f"{path}: {problem}", "attribute_value", path))
     for name, entries in attributes.items():
         if (
             not isinstance(entries, list)

@@ -985,6 +985,9 @@ def classify(response: httpx.Response) -> Verdict:
       ``(requested - available) / restoreRate`` from the response's cost, else ``Retry-After``,
       else one second (Shopify's recommended backoff).
     * HTTP 5xx, or errors carrying ``INTERNAL_SERVER_ERROR`` -> ``RETRY``.
+    * HTTP 200 whose body is not a JSON object (truncated, an HTML error page) -> ``RETRY``:
+      a proxy or a dropped connection garbled it. Every write is an idempotent upsert, so the
+      retry is safe even if the first attempt applied (as the other channels do).
     * Anything else is final (``OK``), including user errors and validation errors.
     """
     status = response.status_code
@@ -1000,6 +1003,8 @@ def classify(response: httpx.Response) -> Verdict:
         return Verdict(VerdictKind.THROTTLED, wait, f"throttled (HTTP {status})")
     if "INTERNAL_SERVER_ERROR" in codes:
         return Verdict(VerdictKind.RETRY, None, "INTERNAL_SERVER_ERROR")
+    if status == 200 and not isinstance(body, Mapping):  # noqa: PLR2004 - HTTP status
+        return Verdict(VerdictKind.RETRY, None, "unreadable answer (HTTP 200, not a JSON object)")
     return Verdict.ok()
 
 

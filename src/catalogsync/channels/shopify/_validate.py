@@ -21,6 +21,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ..._models import ErrorKind, Item, ItemError, ItemType
+from .._json import unencodable
 
 
 __all__ = ["validate"]
@@ -60,6 +61,7 @@ def validate(item: Item, payload: Mapping[str, Any]) -> list[ItemError]:
     if item.type is ItemType.VARIANT:
         errors = _Errors()
         _variant(payload, errors)
+        _wire(payload, errors)
         return errors.items
     data = payload.get("input")
     if not isinstance(data, Mapping):
@@ -82,9 +84,25 @@ def validate(item: Item, payload: Mapping[str, Any]) -> list[ItemError]:
         image = data.get("image")
         if isinstance(image, Mapping):
             _url(image.get("src"), "image.src", errors)
+        _wire(data, errors)
+        _wire(payload.get("translations"), errors, "translations")
         return errors.items
     _product(data, errors)
+    _wire(data, errors)
+    _wire(payload.get("translations"), errors, "translations")
     return errors.items
+
+
+def _wire(data: Any, errors: _Errors, root: str = "") -> None:
+    """
+    Report the first value the JSON request body cannot carry (a Decimal, a set, bytes, NaN or
+    an infinity, a non-text key): it would fail the whole request, and with it every operation
+    sent alongside, instead of this item alone.
+    """
+    found = unencodable(data, root)
+    if found is not None:
+        path, problem = found
+        errors.add(path, "INVALID", f"{path or 'the payload'}: {problem}")
 
 
 def _title(data: Mapping[str, Any], errors: _Errors) -> None:
