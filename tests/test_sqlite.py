@@ -961,3 +961,14 @@ def test_forked_child_opens_its_own_connection(opened, db):
     assert queue._conn() is parent_conn
     queue.enqueue("shop", [Change("parent-2", P)])
     assert {e.ref for e in queue.entries("shop")} == {"parent-1", "child", "parent-2"}
+
+
+@pytest.mark.parametrize(
+    "refs",
+    [(), ("P1",), ('say "hi"',), ("back\\slash",), ("a", "b"), ("ñandú",), ('["',), ("",)],
+)
+def test_stored_ref_lists_decode_exactly(refs):
+    from catalogsync.backends._sqlite_store import _decode_refs
+
+    text = json.dumps(list(refs), ensure_ascii=False)
+    assert _decode_refs(text) == refs

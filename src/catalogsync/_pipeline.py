@@ -299,10 +299,14 @@ def render_context(
             if exportable(parent):
                 related[parent.key] = parent
 
+    # Only the ids the channel declares it reads (`Capabilities.reads_ids`): looking up the sent
+    # state of every related variant would cost a store read per variant for nothing.
+    id_types = {source for _, source in capabilities.reads_ids}
     channel_ids: dict[ItemKey, str] = {}
     by_type: dict[ItemType, list[str]] = {}
     for item_type, ref in related:
-        by_type.setdefault(item_type, []).append(ref)
+        if item_type in id_types:
+            by_type.setdefault(item_type, []).append(ref)
     for item_type, refs in by_type.items():
         for ref, state in loader.states(item_type, refs).items():
             if state.channel_id:

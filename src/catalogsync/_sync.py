@@ -996,8 +996,12 @@ class Synchronizer:
         for lease in leases:
             by_type.setdefault(lease.item_type, []).append(lease.ref)
         for item_type, refs in by_type.items():
-            loader.items(item_type, refs)
+            found = loader.items(item_type, refs)
             loader.states(item_type, refs)
+            if item_type is ItemType.VARIANT:
+                # a variant is exportable only with its product: read the batch's products in
+                # one catalog call, not one call per product (N+1 reads against the PIM)
+                loader.items(ItemType.PRODUCT, [v.parents[0] for v in found.values()])
 
         works: dict[ItemKey, _Work] = {}
         for lease in leases:

@@ -219,7 +219,8 @@ class RenderContext:
         related: Related items by ``(type, ref)``.
         children: For each ``(type, ref)``, the exportable child refs in catalog order
             (variants of a product, when products read variants).
-        channel_ids: Channel ids already stored for related items (collection GIDs...).
+        channel_ids: Channel ids already stored for related items of the types the channel
+            declares in `Capabilities.reads_ids` (collection GIDs...).
 
     .. versionadded:: 0.1.0
     """

@@ -1,0 +1,90 @@
+"""How the synchronizer reads the catalog and the store: in batches, and only what it needs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from catalogsync import Change, Item, ItemType, MemoryCatalog, MemoryQueue, MemoryStore
+from catalogsync.testing import ManualClock, MemoryChannel
+from catalogsync.typing import Payload, RenderContext
+
+from _syncenv import C, P, V, everything, make_sync
+
+
+class CountingCatalog(MemoryCatalog):
+    """A memory catalog that counts `get` calls per item type (a PIM query each)."""
+
+    def __init__(self, items: list[Item]) -> None:
+        super().__init__(items)
+        self.gets: Counter[ItemType] = Counter()
+
+    def get(self, item_type: ItemType, refs: Collection[str]) -> Mapping[str, Item]:
+        self.gets[item_type] += 1
+        return super().get(item_type, refs)
+
+
+def catalog_of(products: int, variants: int) -> list[Item]:
+    items = [Item("C1", C, fields={"title": "Shoes"})]
+    for n in range(products):
+        items.append(Item(f"P{n}", P, fields={"title": f"Shoe {n}", "price": 10}, parents=["C1"]))
+        items.extend(
+            Item(f"P{n}-V{v}", V, fields={"sku": f"S{n}-{v}", "price": 10}, parents=[f"P{n}"])
+            for v in range(variants)
+        )
+    return items
+
+
+def test_a_batch_of_variants_reads_its_products_in_one_catalog_call(backends, clock):
+    queue, store = backends
+    catalog = CountingCatalog(catalog_of(products=60, variants=3))
+    sync = make_sync(queue, store, clock, catalog)
+    sync.enqueue(everything(catalog))
+    first = sync.run()
+    assert first.synchronized.total == 1 + 60 + 180
+    catalog.gets.clear()
+    # only the variants changed: each batch of 100 variants needs the products of its variants
+
+    sync.enqueue(Change(i.ref, V) for i in catalog.items(V))
+    second = sync.run()
+    assert second.unchanged.total >= 180
+    batches = second.batches
+    # one product read per variant batch (plus the product phase's own), never one per product
+    assert catalog.gets[P] <= 2 * batches, (catalog.gets, batches)
+    assert catalog.gets[P] < 60
+
+
+class IdSpy(MemoryChannel):
+    """A memory channel that remembers which related channel ids a product's render saw."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seen: list[dict[str, str | None]] = []
+
+    def render(self, item: Item, ctx: RenderContext) -> Payload:
+        if item.type is P:
+            self.seen.append(
+                {
+                    "category": ctx.channel_id(C, "C1"),
+                    "variant": ctx.channel_id(V, f"{item.ref}-V0"),
+                }
+            )
+        return super().render(item, ctx)
+
+
+def test_render_context_holds_the_ids_the_channel_declares_it_reads(tmp_path):
+
+    clock = ManualClock()
+    catalog = CountingCatalog(catalog_of(products=2, variants=1))
+    channel = IdSpy(clock=clock)  # reads (P, V) and (P, C); reads_ids only (P, C)
+    sync = make_sync(MemoryQueue(clock=clock), MemoryStore(clock=clock), clock, catalog, channel)
+    sync.enqueue(everything(catalog))
+    sync.run()
+    channel.seen.clear()
+
+    sync.enqueue([Change("P0", P)])
+    sync.run()
+    assert channel.seen, "P0 was rendered again"
+    # the category's id is there (declared in reads_ids); the variant's, though stored, is not
+    assert channel.seen[-1] == {"category": "mem:category:C1", "variant": None}
