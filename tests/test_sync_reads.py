@@ -88,3 +88,48 @@ def test_render_context_holds_the_ids_the_channel_declares_it_reads(tmp_path):
     assert channel.seen, "P0 was rendered again"
     # the category's id is there (declared in reads_ids); the variant's, though stored, is not
     assert channel.seen[-1] == {"category": "mem:category:C1", "variant": None}
+
+
+class RefCountingCatalog(CountingCatalog):
+    """Also counts the refs asked for per type."""
+
+    def __init__(self, items: list[Item]) -> None:
+        super().__init__(items)
+        self.refs: Counter[ItemType] = Counter()
+
+    def get(self, item_type: ItemType, refs: Collection[str]) -> Mapping[str, Item]:
+        self.refs[item_type] += len(refs)
+        return super().get(item_type, refs)
+
+
+def test_a_big_categorys_exportability_reads_a_few_products_not_all():
+    from catalogsync import ConnectorParams
+    from catalogsync._pipeline import Exportability, Loader
+
+    catalog = RefCountingCatalog(catalog_of(products=2000, variants=0))
+    loader = Loader(catalog, MemoryStore(), "shop")
+    exportable = Exportability(ConnectorParams(), loader)
+    assert exportable(catalog.get(C, ["C1"])["C1"])
+    assert catalog.refs[P] <= 8  # the first few products settle it
+
+
+def test_a_category_whose_products_are_all_hidden_is_not_exported():
+    from catalogsync import ConnectorParams, ExportStatus, Visibility
+    from catalogsync._pipeline import Exportability, Loader
+
+    visible_only = ConnectorParams(export_status=ExportStatus.ONLY_VISIBLE)
+
+    items = catalog_of(products=700, variants=0)
+    items = [
+        Item(i.ref, i.type, fields=i.fields, parents=i.parents, visibility=Visibility.DRAFT)
+        if i.type is P and i.ref != "P699"
+        else i
+        for i in items
+    ]
+    catalog = RefCountingCatalog(items)
+    exportable = Exportability(visible_only, Loader(catalog, MemoryStore(), "shop"))
+    assert exportable(catalog.get(C, ["C1"])["C1"])  # the last product is visible
+    hidden = RefCountingCatalog([i for i in items if i.ref != "P699"])
+    exportable = Exportability(visible_only, Loader(hidden, MemoryStore(), "shop"))
+    assert not exportable(hidden.get(C, ["C1"])["C1"])
+    assert hidden.refs[P] == 699  # every product looked at once, none twice

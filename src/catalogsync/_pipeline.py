@@ -245,11 +245,15 @@ class Exportability:
 
     def _has_exportable_product(self, category: Item) -> bool:
         refs = self.loader.children(ItemType.PRODUCT, [category.ref])[category.ref]
-        for start in range(0, len(refs), _CHUNK):
-            chunk = refs[start : start + _CHUNK]
+        # Usually the first product settles it: read a few, then geometrically more, so a big
+        # category costs a handful of catalog reads per batch, not all its products.
+        start, size = 0, 8
+        while start < len(refs):
+            chunk = refs[start : start + size]
             products = self.loader.items(ItemType.PRODUCT, chunk)
             if any(self(p) for p in products.values()):
                 return True
+            start, size = start + size, min(size * 8, _CHUNK)
         return False
 
 
