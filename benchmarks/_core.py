@@ -84,7 +84,19 @@ def best_of(repeat: int, fn: Callable[[], Any]) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    """
+    Peak resident set size of this process in MiB.
+
+    Linux's ``VmHWM`` where there is one: ``ru_maxrss`` survives ``exec``, so a subprocess
+    started by a big parent would report the parent's peak. Elsewhere ``ru_maxrss`` (KiB).
+    """
+    try:
+        with Path("/proc/self/status").open(encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
