@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from catalogsync import Change, Item, ItemType
+from catalogsync._demo import ean13
 
 
 LANGUAGES = ("en", "es", "fr", "de")
@@ -45,13 +46,6 @@ def _mix(n: int, salt: int = 0) -> int:
     x ^= x >> 15
     x = (x * 0x2C1B3C6D) & 0xFFFFFFFF
     return x ^ (x >> 12)
-
-
-def ean13(number: int) -> str:
-    """A valid EAN-13 barcode for *number*."""
-    body = f"600{number:09d}"
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
-    return body + str((10 - total % 10) % 10)
 
 
 class GeneratedCatalog:
@@ -180,6 +174,32 @@ class GeneratedCatalog:
             return None
         ok = n < self.products and 1 <= v <= self.variant_count(n)
         return self.variant(n, v) if ok else None
+
+    def families(
+        self,
+    ) -> tuple[
+        list[Item],
+        list[Item],
+        dict[tuple[ItemType, str], Item],
+        dict[tuple[ItemType, str], tuple[str, ...]],
+    ]:
+        """
+        Every product and variant, built once, with what a `RenderContext` needs to render
+        products that embed their variants: ``(products, variants, variants by key, variant
+        refs by product key)``.
+        """
+        products: list[Item] = []
+        variants: list[Item] = []
+        related: dict[tuple[ItemType, str], Item] = {}
+        children: dict[tuple[ItemType, str], tuple[str, ...]] = {}
+        for n in range(self.products):
+            product = self.product(n)
+            kids = [self.variant(n, v) for v in range(1, self.variant_count(n) + 1)]
+            products.append(product)
+            variants.extend(kids)
+            related.update((k.key, k) for k in kids)
+            children[product.key] = tuple(k.ref for k in kids)
+        return products, variants, related, children
 
     # -- CatalogSource --------------------------------------------------------------------------
 

@@ -39,8 +39,11 @@ from typing import Any
 from catalogsync import Connector, ConnectorParams, ItemState, Secret, Synchronizer, SyncOptions
 from catalogsync.backends import SQLiteQueue, SQLiteStore
 from catalogsync.channels.amazon import AmazonChannel, AmazonPacer, LwaCredentials
+from catalogsync.channels.amazon._demo import DEMO_FIELD_MAPPING, DEMO_PRODUCT_TYPES
 from catalogsync.channels.shopify import ShopifyChannel, ShopifyStore, StaticToken
+from catalogsync.channels.shopify._demo import FIELD_MAPPING as SHOPIFY_DEMO_MAPPING
 from catalogsync.channels.takealot import TakealotChannel
+from catalogsync.channels.takealot._demo import FIELD_MAPPING as TAKEALOT_DEMO_MAPPING
 from catalogsync.testing import AmazonEmulator, MemoryChannel, ShopifyEmulator, TakealotEmulator
 
 from ._catalog import GeneratedCatalog, ean13
@@ -68,39 +71,8 @@ TAKEALOT_SCALED_WINDOW = 1.0
 _UNLIMITED_POINTS = 1e12
 _UNLIMITED_RATE = 1e9  #: requests per second
 
-# -- field mappings: channel field -> GeneratedCatalog field (its vocabulary is the demo's) -------
-#: Products list their option names in ``options``, variants their values in ``option_values``.
-SHOPIFY_MAPPING = {"option_names": "options", "options": "option_values"}
-AMAZON_MAPPING = {
-    "item_name": "title",
-    "product_description": "description",
-    "brand": "vendor",
-    "price": "price",
-    "list_price": "compare_at_price",
-    "sku": "sku",
-    "barcode": "barcode",
-    "images": "images",
-    "size": "option_values.Size",
-    "color": "option_values.Color",
-    "quantity": "stock",
-    "item_weight": "weight",
-}
-#: GeneratedCatalog families -> Amazon product types.
-AMAZON_PRODUCT_TYPES = {
-    "shoes": "SHOES",
-    "socks": "SOCKS",
-    "bags": "HANDBAG",
-    "hats": "HAT",
-    "jackets": "COAT",
-    "accessories": "ACCESSORY",
-}
-TAKEALOT_MAPPING = {
-    "sku": "sku",
-    "barcode": "barcode",
-    "selling_price": "price",
-    "rrp": "compare_at_price",
-    "stock": "stock",
-}
+# The GeneratedCatalog speaks the demo catalog's vocabulary: each channel's demo field mapping
+# (and Amazon's family -> product type table) applies as it is.
 
 _SHOPIFY_TOKEN = "shpat_catalogsync_bench"  # noqa: S105 - the emulator's made-up token
 _SHOPIFY_LOCATION = "gid://shopify/Location/1"
@@ -219,7 +191,7 @@ def _shopify(scale: float | None, latency: float, sleep: Callable[[float], None]
     )
     channel = ShopifyChannel(store, client=client)
     params = ConnectorParams(
-        language="en", map_status=True, overwrite_stock=True, field_mapping=SHOPIFY_MAPPING
+        language="en", map_status=True, overwrite_stock=True, field_mapping=SHOPIFY_DEMO_MAPPING
     )
     limits = {"bucket_size": bucket, "restore_rate": restore}
     return Rig("shopify", channel, params, emulator, stack, limits)
@@ -251,11 +223,11 @@ def _amazon(scale: float | None, latency: float, sleep: Callable[[float], None])
             refresh_token=Secret(emulator.refresh_token),
         ),
         product_type="ACCESSORY",
-        product_types=AMAZON_PRODUCT_TYPES,
+        product_types=DEMO_PRODUCT_TYPES,
         pacer=pacer,
     )
     params = ConnectorParams(
-        language="en", overwrite_stock=True, map_status=True, field_mapping=AMAZON_MAPPING
+        language="en", overwrite_stock=True, map_status=True, field_mapping=DEMO_FIELD_MAPPING
     )
     limits = {} if scale is None else {"rate_limits": rate_limits}
     return Rig("amazon", channel, params, emulator, stack, limits)
@@ -317,7 +289,7 @@ def _takealot(
         batch_timeout=600.0,
     )
     params = ConnectorParams(
-        language="en", field_mapping=TAKEALOT_MAPPING, overwrite_stock=True, map_status=True
+        language="en", field_mapping=TAKEALOT_DEMO_MAPPING, overwrite_stock=True, map_status=True
     )
     limits = {"budget": budget, "window": window} if budget else {}
     return Rig("takealot", channel, params, emulator, stack, limits)

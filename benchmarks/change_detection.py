@@ -45,14 +45,8 @@ def floor_rate(catalog: GeneratedCatalog, channel: MemoryChannel, params: Connec
     """Items per second for render + canonical encode + digest alone (best of two passes)."""
     hasher = ChangeHasher()
     categories = {c.key: c for c in (catalog.category(i) for i in range(catalog.categories))}
-    products, variants, related, children = [], [], dict(categories), {}
-    for n in range(catalog.products):
-        product = catalog.product(n)
-        products.append(product)
-        kids = [catalog.variant(n, v) for v in range(1, catalog.variant_count(n) + 1)]
-        variants.extend(kids)
-        children[product.key] = tuple(k.ref for k in kids)
-        related.update((k.key, k) for k in kids)
+    products, variants, related, children = catalog.families()
+    related.update(categories)
     ctx = RenderContext(params, related, children, {k: f"mem:{k[1]}" for k in categories})
     items = [*categories.values(), *products, *variants]
     best = float("inf")

@@ -19,19 +19,11 @@ from ._catalog import GeneratedCatalog
 from ._core import Context, Result, best_of
 
 
-def payloads(products: int) -> list[dict]:
-    catalog = GeneratedCatalog(products)
-    channel = MemoryChannel()
-    related, children, items = {}, {}, []
-    for n in range(products):
-        product = catalog.product(n)
-        kids = [catalog.variant(n, v) for v in range(1, catalog.variant_count(n) + 1)]
-        related.update((k.key, k) for k in kids)
-        children[product.key] = tuple(k.ref for k in kids)
-        items.append(product)
-        items.extend(kids)
+def payloads(count: int) -> list[dict]:
+    products, variants, related, children = GeneratedCatalog(count).families()
     ctx = RenderContext(ConnectorParams(language="en"), related, children)
-    return [channel.render(item, ctx) for item in items]
+    channel = MemoryChannel()
+    return [channel.render(item, ctx) for item in (*products, *variants)]
 
 
 def run(ctx: Context) -> list[Result]:
