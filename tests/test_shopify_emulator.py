@@ -405,3 +405,298 @@ def test_deprecated_use_is_reported_in_the_header(clock):
 
     assert response.headers["x-shopify-api-deprecated-reason"] == "Mutation.collectionCreate.input"
     assert response.json()["data"]["collectionCreate"]["userErrors"] == []
+
+
+# -- the emulator's indexes: lookups follow every change ---------------------------------------
+
+
+def _data(response: httpx.Response, root: str) -> Any:
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"][root]
+
+
+def _product_id(emu: ShopifyEmulator, identifier: dict[str, Any]) -> str | None:
+    found = _data(gql(emu, s.product_lookup(identifier, first=1)), "productByIdentifier")
+    return None if found is None else str(found["id"])
+
+
+def _collection_id(emu: ShopifyEmulator, identifier: dict[str, Any]) -> str | None:
+    found = _data(gql(emu, s.collection_lookup(identifier)), "collectionByIdentifier")
+    return None if found is None else str(found["id"])
+
+
+def _create_collection(emu: ShopifyEmulator, **fields: Any) -> dict[str, Any]:
+    created = _data(
+        gql(emu, s.collection_create(fields, api_version="2026-10")), "collectionCreate"
+    )
+    assert created["userErrors"] == []
+    return dict(created["collection"])
+
+
+def _delete_product(emu: ShopifyEmulator, product_id: str) -> None:
+    deleted = _data(gql(emu, s.product_delete(product_id)), "productDelete")
+    assert deleted["deletedProductId"] == product_id
+
+
+def _set_quantity(emu: ShopifyEmulator, item: str, key: str) -> list[dict[str, Any]]:
+    answer = _data(
+        gql(emu, s.inventory_set([(item, LOCATION, 3)], idempotency_key=key)),
+        "inventorySetQuantities",
+    )
+    return list(answer["userErrors"])
+
+
+def test_a_changed_custom_id_frees_the_old_value_and_takes_the_new(emu):
+    """Lookups by custom id follow a product whose unique metafield value changed."""
+    pid = set_product(emu, "P1", "S")["product"]["id"]
+    changed = _data(
+        gql(
+            emu,
+            s.product_set({"metafields": [CustomId().as_metafield("P9")]}, {"id": pid}, first=1),
+        ),
+        "productSet",
+    )
+    assert changed["userErrors"] == []
+
+    assert _product_id(emu, {"customId": CustomId().as_input("P1")}) is None
+    assert _product_id(emu, {"customId": CustomId().as_input("P9")}) == pid
+    assert emu.product_by_ref("P1") is None
+    again = set_product(emu, "P1", "S")
+    assert again["userErrors"] == []
+    assert again["product"]["id"] != pid
+    clash = _data(gql(emu, s.product_set(product_input("P9", "S"), None, first=1)), "productSet")
+    assert clash["userErrors"] == [
+        {
+            "field": ["input", "metafields", "0", "value"],
+            "message": f"Value is already taken by {pid}",
+            "code": "DUPLICATED_METAFIELD_VALUE",
+        }
+    ]
+    assert len(emu.products) == 2
+
+
+def test_a_deleted_product_frees_its_handle_custom_id_collections_and_items(emu):
+    """After productDelete nothing finds the product, and its handle and custom id can be reused."""
+    cid = _create_collection(emu, title="Shoes")["id"]
+    first = set_product(emu, "P1", "S", handle="trail", collections=[cid])["product"]
+    second = set_product(emu, "P2", "S", collections=[cid])["product"]
+    item = first["variants"]["nodes"][0]["inventoryItem"]["id"]
+    assert emu.members(cid) == [first["id"], second["id"]]
+
+    _delete_product(emu, first["id"])
+
+    assert emu.members(cid) == [second["id"]]
+    assert _product_id(emu, {"handle": "trail"}) is None
+    assert _product_id(emu, {"customId": CustomId().as_input("P1")}) is None
+    assert _set_quantity(emu, item, "gone")[0]["code"] == "INVALID_INVENTORY_ITEM"
+    third = set_product(emu, "P1", "S", handle="trail", collections=[cid])
+    assert third["userErrors"] == []
+    assert third["product"]["handle"] == "trail"
+    assert _product_id(emu, {"handle": "trail"}) == third["product"]["id"]
+    assert emu.members(cid) == [second["id"], third["product"]["id"]]
+
+
+def test_a_renamed_collection_handle_moves_its_lookups(emu):
+    """CollectionUpdate moves the handle: the old one is free, the new one is taken."""
+    sale = _create_collection(emu, title="Sale")
+    assert sale["handle"] == "sale"
+    other = _create_collection(emu, title="Other")
+
+    renamed = _data(
+        gql(emu, s.collection_update(sale["id"], {"handle": "deals"}, api_version="2026-10")),
+        "collectionUpdate",
+    )
+    assert renamed["userErrors"] == []
+
+    assert _collection_id(emu, {"handle": "sale"}) is None
+    assert _collection_id(emu, {"handle": "deals"}) == sale["id"]
+    taken = _data(
+        gql(emu, s.collection_update(other["id"], {"handle": "deals"}, api_version="2026-10")),
+        "collectionUpdate",
+    )
+    assert taken["userErrors"] == [
+        {"field": ["handle"], "message": "Handle 'deals' has already been taken"}
+    ]
+    assert _create_collection(emu, title="Sale")["handle"] == "sale"
+    assert _create_collection(emu, title="Deals")["handle"] == "deals-1"
+
+
+def test_a_collection_custom_id_follows_updates(emu):
+    """A collection's unique metafield value, once changed, finds it and frees the old value."""
+    old = _create_collection(emu, title="A", metafields=[CustomId().as_metafield("C1")])["id"]
+    gql(
+        emu,
+        s.collection_update(
+            old, {"metafields": [CustomId().as_metafield("C2")]}, api_version="2026-10"
+        ),
+    )
+
+    assert _collection_id(emu, {"customId": CustomId().as_input("C1")}) is None
+    assert _collection_id(emu, {"customId": CustomId().as_input("C2")}) == old
+    new = _create_collection(emu, title="B", metafields=[CustomId().as_metafield("C1")])["id"]
+    assert emu.collection_by_ref("C1") is not None
+    assert emu.collection_by_ref("C1").id == new  # type: ignore[union-attr]
+    clash = _data(
+        gql(
+            emu,
+            s.collection_create(
+                {"title": "C", "metafields": [CustomId().as_metafield("C2")]},
+                api_version="2026-10",
+            ),
+        ),
+        "collectionCreate",
+    )
+    assert clash["userErrors"][0]["message"] == f"Value is already taken by {old}"
+
+
+def test_free_handles_are_found_again_after_deletions(emu):
+    """Generated handles take the first free suffix, including ones freed by deletions."""
+    ids = [set_product(emu, f"P{n}", "S", title="Shoe")["product"] for n in range(3)]
+    assert [p["handle"] for p in ids] == ["shoe", "shoe-1", "shoe-2"]
+
+    _delete_product(emu, ids[1]["id"])
+    assert set_product(emu, "P3", "S", title="Shoe")["product"]["handle"] == "shoe-1"
+    _delete_product(emu, ids[0]["id"])
+    assert set_product(emu, "P4", "S", title="Shoe")["product"]["handle"] == "shoe"
+    assert set_product(emu, "P5", "S", title="Shoe")["product"]["handle"] == "shoe-3"
+
+
+def test_collection_members_keep_the_shop_order_and_follow_changes(emu):
+    """Members are listed in the order the products were added to the shop, whatever happens."""
+    p1, p2, p3 = (set_product(emu, f"P{n}", "S")["product"]["id"] for n in (1, 2, 3))
+    created = _data(
+        gql(  # the 2026-01 input still takes products
+            emu,
+            s.collection_create({"title": "Mixed", "products": [p3, p1]}, api_version="2026-01"),
+        ),
+        "collectionCreate",
+    )
+    cid = created["collection"]["id"]
+    assert emu.members(cid) == [p1, p3]
+
+    set_product(emu, "P2", "S", collections=[cid])
+    assert emu.members(cid) == [p1, p2, p3]
+    set_product(emu, "P1", "S", collections=[])
+    assert emu.members(cid) == [p2, p3]
+
+    deleted = _data(gql(emu, s.collection_delete(cid)), "collectionDelete")
+    assert deleted["deletedCollectionId"] == cid
+    assert emu.members(cid) == []
+    assert [emu.products[p].collections for p in (p1, p2, p3)] == [[], [], []]
+
+
+def test_replaced_variants_retire_their_inventory_items(emu):
+    """An inventory item whose variant productSet dropped is unknown; the new variant's is known."""
+    first = set_product(emu, "P1", "S")["product"]["variants"]["nodes"][0]["inventoryItem"]["id"]
+    second = set_product(emu, "P1", "M")["product"]["variants"]["nodes"][0]["inventoryItem"]["id"]
+
+    assert _set_quantity(emu, first, "old")[0]["code"] == "INVALID_INVENTORY_ITEM"
+    assert _set_quantity(emu, second, "new") == []
+    assert emu.quantity(second) == 3
+
+
+def test_translations_go_with_their_resource(emu):
+    """Deleting a product drops its translations and leaves the others' in their order."""
+    products = [set_product(emu, f"P{n}", "S")["product"]["id"] for n in (1, 2)]
+    for pid in (*products, products[1]):
+        content = s.read_translatable(s.read_response(gql(emu, s.translatable_query(pid))))
+        assert content is not None
+        digests = {c.key: c.digest for c in content}
+        answer = _data(
+            gql(
+                emu,
+                s.translations_register(
+                    pid,
+                    [
+                        {
+                            "key": key,
+                            "locale": "es",
+                            "value": f"{key} {pid}",
+                            "translatableContentDigest": digests[key],
+                        }
+                        for key in ("handle", "title")
+                    ],
+                ),
+            ),
+            "translationsRegister",
+        )
+        assert answer["userErrors"] == []
+
+    _delete_product(emu, products[0])
+
+    assert {k[0] for k in emu.translations} == {products[1]}
+    listed = _data(
+        gql(
+            emu,
+            'query Q($id: ID!) { translatableResource(resourceId: $id) { translations(locale: "es") { key } } }',
+            {"id": products[1]},
+        ),
+        "translatableResource",
+    )
+    assert listed["translations"] == [{"key": "handle"}, {"key": "title"}]
+
+
+def test_state_changed_by_hand_is_reindexed(emu):
+    """Entries added or removed by hand are noticed; other edits by hand need reindex()."""
+    pid = set_product(emu, "P1", "S", handle="trail")["product"]["id"]
+    product = emu.products.pop(pid)
+
+    assert _product_id(emu, {"handle": "trail"}) is None
+    stand_in = set_product(emu, "P2", "S", handle="trail")
+    assert stand_in["userErrors"] == []
+    _delete_product(emu, stand_in["product"]["id"])
+    emu.products[pid] = product
+    assert _product_id(emu, {"handle": "trail"}) == pid
+
+    product.handle = "road"
+    product.metafields[("catalogsync", "ref")] = ("id", "P7")
+    emu.reindex()
+    assert _product_id(emu, {"handle": "road"}) == pid
+    assert _product_id(emu, {"handle": "trail"}) is None
+    assert emu.product_by_ref("P7") is product
+    assert emu.product_by_ref("P1") is None
+
+
+def test_lookups_by_a_shared_value_find_the_oldest_product(emu):
+    """A metafield value several products share finds the one added first, as a scan would."""
+    colour = {"namespace": "custom", "key": "colour", "value": "red"}
+    ids = [
+        set_product(emu, f"P{n}", "S", metafields=[{**colour, "type": "single_line_text_field"}])[
+            "product"
+        ]["id"]
+        for n in range(5)
+    ]
+
+    for n, pid in enumerate(ids):
+        assert _product_id(emu, {"customId": colour}) == pid, n
+        _delete_product(emu, pid)
+    assert _product_id(emu, {"customId": colour}) is None
+
+
+def test_requests_keep_the_indexes_without_rebuilding_them(emu):
+    """Every request path updates the indexes itself (a rebuild is only for changes by hand)."""
+    index = emu._index
+    cid = _create_collection(emu, title="A", metafields=[CustomId().as_metafield("C1")])["id"]
+    gql(emu, s.collection_update(cid, {"handle": "a2"}, api_version="2026-10"))
+    first = set_product(emu, "P1", "S", collections=[cid])["product"]
+    set_product(emu, "P2", "S", "M")
+    set_product(emu, "P2", "M")
+    content = s.read_translatable(s.read_response(gql(emu, s.translatable_query(first["id"]))))
+    assert content is not None
+    digest = {c.key: c.digest for c in content}["title"]
+    gql(
+        emu,
+        s.translations_register(
+            first["id"],
+            [{"key": "title", "locale": "es", "value": "x", "translatableContentDigest": digest}],
+        ),
+    )
+    _delete_product(emu, first["id"])
+    gql(emu, s.collection_delete(cid))
+    emu.delete_product(set_product(emu, "P3", "S")["product"]["id"])
+
+    assert emu._index is index
+    assert emu._index.matches(emu)
+    assert emu.translations == {}
+    assert [p.handle for p in emu.products.values()] == ["shoe-p2"]

@@ -14,7 +14,10 @@ content digests; the cost bucket (both throttle forms); 401 for bad or expired t
 client-credentials grant; version fall-forward.
 
 Rule 3: its state is plain data you can assert on (`products`, `collections`, `inventory`,
-`translations`) and it counts what it was asked (`calls`, `cost_spent`, `throttles`).
+`translations`) and it counts what it was asked (`calls`, `cost_spent`, `throttles`). Requests
+find products and collections through indexes (by handle, metafield value, collection, inventory
+item), so their cost does not grow with the shop; the requests keep them up to date, and a test
+that changes the state by hand calls `ShopifyEmulator.reindex` afterwards.
 
 Where Shopify's behaviour is not documented, the emulator picks the strict reading and says so
 in the docstring of the method concerned.
@@ -30,9 +33,9 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -265,6 +268,172 @@ class _UserErrors:
         return bool(self.items)
 
 
+def _add(index: dict[Any, set[str]], key: Any, gid: str) -> None:
+    index.setdefault(key, set()).add(gid)
+
+
+def _discard(index: dict[Any, set[str]], key: Any, gid: str) -> None:
+    found = index.get(key)
+    if found is not None:
+        found.discard(gid)
+        if not found:
+            del index[key]
+
+
+class _Lookups:
+    """
+    One kind of resource (products or collections) by handle and by metafield value.
+
+    Answers are GIDs. Where several resources match, the one added first wins, as a scan of the
+    emulator's dict (insertion order) would find it. Only string handles are indexed: a lookup
+    by anything else cannot match a string, and the callers scan for it (schema-less requests).
+    """
+
+    def __init__(self) -> None:
+        self._order: dict[str, int] = {}
+        self._next = itertools.count()
+        self._handles: dict[str, set[str]] = {}
+        self._values: dict[tuple[Any, Any, Any], set[str]] = {}
+        self._held: dict[str, tuple[Any, list[tuple[Any, Any, Any]]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def put(
+        self, gid: str, handle: Any, metafields: Mapping[tuple[str, str], tuple[str, str]]
+    ) -> None:
+        """Index *gid* as it is now: when it is added, and after any change of it."""
+        self._unindex(gid)
+        self._order.setdefault(gid, next(self._next))
+        values = [(ns, key, value) for (ns, key), (_type, value) in metafields.items()]
+        self._held[gid] = (handle, values)
+        if isinstance(handle, str):
+            _add(self._handles, handle, gid)
+        for value in values:
+            _add(self._values, value, gid)
+
+    def drop(self, gid: str) -> None:
+        """Forget *gid* (it was deleted)."""
+        self._unindex(gid)
+        self._order.pop(gid, None)
+
+    def _unindex(self, gid: str) -> None:
+        held = self._held.pop(gid, None)
+        if held is None:
+            return
+        handle, values = held
+        if isinstance(handle, str):
+            _discard(self._handles, handle, gid)
+        for value in values:
+            _discard(self._values, value, gid)
+
+    def has_handle(self, handle: str) -> bool:
+        return handle in self._handles
+
+    def by_handle(self, handle: str, but: str | None = None) -> str | None:
+        """The first resource other than *but* whose handle is *handle*."""
+        return self._first(self._handles.get(handle), but)
+
+    def by_value(self, namespace: Any, key: Any, value: str, but: str | None = None) -> str | None:
+        """The first resource other than *but* whose metafield *namespace*.*key* holds *value*."""
+        return self._first(self._values.get((namespace, key, value)), but)
+
+    def ordered(self, gids: Iterable[str]) -> list[str]:
+        """*gids* in the order they were added."""
+        return sorted(gids, key=self._order.__getitem__)
+
+    def _first(self, gids: set[str] | None, but: str | None) -> str | None:
+        if not gids:
+            return None
+        return min((g for g in gids if g != but), key=self._order.__getitem__, default=None)
+
+
+class _Index:
+    """
+    What the requests look up, kept in step with the emulator's state so that no request scans
+    the shop: products and collections by handle and metafield value, the members of each
+    collection, the inventory items of the products, and the translation keys of each resource.
+    """
+
+    def __init__(self) -> None:
+        self.products = _Lookups()
+        self.collections = _Lookups()
+        #: Collection GID -> GIDs of the products in it.
+        self.members: dict[str, set[str]] = {}
+        #: Inventory item GID -> GID of the product whose variant it is.
+        self.items: dict[str, str] = {}
+        #: Resource GID -> its ``(locale, key)`` translations, in the order they were added.
+        self.translated: dict[str, dict[tuple[str, str], None]] = {}
+        self.translations = 0
+        self._links: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    @classmethod
+    def of(cls, emulator: ShopifyEmulator) -> _Index:
+        """The index of *emulator*'s state, built from scratch."""
+        index = cls()
+        for collection in emulator.collections.values():
+            index.put_collection(collection)
+        for product in emulator.products.values():
+            index.put_product(product)
+        for key in emulator.translations:
+            index.translate(key)
+        return index
+
+    def matches(self, emulator: ShopifyEmulator) -> bool:
+        """Whether *emulator* holds what was indexed (nothing was added or removed by hand)."""
+        return (
+            len(self.products) == len(emulator.products)
+            and len(self.collections) == len(emulator.collections)
+            and self.translations == len(emulator.translations)
+        )
+
+    def put_product(self, product: EmulatedProduct) -> None:
+        """Index *product* as it is now: when it is added, and after any change of it."""
+        self._unlink(product.id)
+        self.products.put(product.id, product.handle, product.metafields)
+        collections = tuple(product.collections)
+        items = tuple(v.inventory_item_id for v in product.variants)
+        self._links[product.id] = (collections, items)
+        for cid in collections:
+            _add(self.members, cid, product.id)
+        for item in items:
+            self.items[item] = product.id
+
+    def drop_product(self, product_id: str) -> None:
+        self._unlink(product_id)
+        self.products.drop(product_id)
+
+    def _unlink(self, product_id: str) -> None:
+        collections, items = self._links.pop(product_id, ((), ()))
+        for cid in collections:
+            _discard(self.members, cid, product_id)
+        for item in items:
+            if self.items.get(item) == product_id:
+                del self.items[item]
+
+    def put_collection(self, collection: EmulatedCollection) -> None:
+        """Index *collection* as it is now: when it is added, and after any change of it."""
+        self.collections.put(collection.id, collection.handle, collection.metafields)
+
+    def members_of(self, collection_id: str) -> list[str]:
+        """The products in a collection, in the order they were added to the shop."""
+        return self.products.ordered(self.members.get(collection_id, ()))
+
+    def translate(self, key: tuple[str, str, str]) -> None:
+        """A translation was stored under *key* ``(resource, locale, key)``."""
+        resource, locale, name = key
+        keys = self.translated.setdefault(resource, {})
+        if (locale, name) not in keys:
+            keys[(locale, name)] = None
+            self.translations += 1
+
+    def untranslate(self, resource: str) -> list[tuple[str, str, str]]:
+        """Forget the translations of *resource*; return their keys."""
+        keys = self.translated.pop(resource, {})
+        self.translations -= len(keys)
+        return [(resource, locale, name) for locale, name in keys]
+
+
 class ShopifyEmulator(Emulator):
     """
     The Shopify Admin GraphQL API, in-process or on a loopback port.
@@ -367,6 +536,7 @@ class ShopifyEmulator(Emulator):
         self.translations: dict[tuple[str, str, str], tuple[str, str]] = {}
         #: Metafield definitions by ``(owner type, namespace, key)``.
         self.definitions: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._index = _Index()
 
         #: Root fields executed, by name.
         self.calls: Counter[str] = Counter()
@@ -383,35 +553,62 @@ class ShopifyEmulator(Emulator):
         self, ref: str, namespace: str = "catalogsync", key: str = "ref"
     ) -> EmulatedProduct | None:
         """The product whose custom-id metafield holds *ref*."""
-        return next(
-            (
-                p
-                for p in self.products.values()
-                if p.metafields.get((namespace, key), ("", ""))[1] == ref
-            ),
-            None,
-        )
+        if not ref:  # "" also finds a product without the metafield
+            return next(
+                (
+                    p
+                    for p in self.products.values()
+                    if p.metafields.get((namespace, key), ("", ""))[1] == ref
+                ),
+                None,
+            )
+        with self._lock:
+            found = self._indexed().products.by_value(namespace, key, ref)
+            return None if found is None else self.products.get(found)
 
     def collection_by_ref(
         self, ref: str, namespace: str = "catalogsync", key: str = "ref"
     ) -> EmulatedCollection | None:
         """The collection whose custom-id metafield holds *ref*."""
-        return next(
-            (
-                c
-                for c in self.collections.values()
-                if c.metafields.get((namespace, key), ("", ""))[1] == ref
-            ),
-            None,
-        )
+        if not ref:  # "" also finds a collection without the metafield
+            return next(
+                (
+                    c
+                    for c in self.collections.values()
+                    if c.metafields.get((namespace, key), ("", ""))[1] == ref
+                ),
+                None,
+            )
+        with self._lock:
+            found = self._indexed().collections.by_value(namespace, key, ref)
+            return None if found is None else self.collections.get(found)
 
     def quantity(self, inventory_item_id: str, location_id: str | None = None) -> int | None:
         """The ``available`` quantity of an item at a location (the first one by default)."""
         return self.inventory.get((inventory_item_id, location_id or self.locations[0]))
 
     def members(self, collection_id: str) -> list[str]:
-        """The products in a collection."""
-        return [p.id for p in self.products.values() if collection_id in p.collections]
+        """The products in a collection (in the order they were added to the shop)."""
+        with self._lock:
+            return self._indexed().members_of(collection_id)
+
+    def reindex(self) -> None:
+        """
+        Rebuild the indexes requests look products and collections up in.
+
+        Requests keep them up to date, and products, collections or translations added to or
+        removed from the dicts by hand are noticed; call this after changing a handle, a
+        metafield, a product's collections or its variants by hand.
+        """
+        with self._lock:
+            self._index = _Index.of(self)
+
+    def _indexed(self) -> _Index:
+        """The indexes, rebuilt first if entries were added or removed by hand."""
+        with self._lock:
+            if not self._index.matches(self):
+                self._index = _Index.of(self)
+            return self._index
 
     def revoke(self, token: str) -> None:
         """Make *token* invalid (the next request with it gets 401)."""
@@ -422,6 +619,7 @@ class ShopifyEmulator(Emulator):
     def delete_product(self, product_id: str) -> None:
         """Delete a product as a merchant would in the admin."""
         with self._lock:
+            self._indexed()
             self.remove_product(product_id)
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -592,20 +790,29 @@ class ShopifyEmulator(Emulator):
         product = self.products.pop(product_id, None)
         if product is None:
             return None
+        self._index.drop_product(product_id)
         for variant in product.variants:
             self.drop_inventory(variant.inventory_item_id)
         self.drop_translations(product_id)
         return product
 
     def drop_inventory(self, item_id: str) -> None:
-        """Forget the inventory levels of an item (its variant is gone)."""
-        for key in [k for k in self.inventory if k[0] == item_id]:
-            del self.inventory[key]
+        """
+        Forget the inventory levels of an item (its variant is gone).
+
+        Levels are only ever stocked at the emulator's `locations` (requests naming another are
+        refused), so those are the keys to drop.
+        """
+        for location in self.locations:
+            self.inventory.pop((item_id, location), None)
 
     def drop_translations(self, resource: str) -> None:
         """Forget the translations of a deleted resource."""
-        for key in [k for k in self.translations if k[0] == resource]:
-            del self.translations[key]
+        for key in self._index.untranslate(resource):
+            self.translations.pop(key, None)
+
+
+_Resource = TypeVar("_Resource", EmulatedProduct, EmulatedCollection)
 
 
 class _Context:
@@ -614,6 +821,7 @@ class _Context:
     def __init__(self, emulator: ShopifyEmulator, served: str) -> None:
         self.emu = emulator
         self.served = served
+        self.index = emulator._indexed()  # noqa: SLF001
 
     def root(self, kind: str) -> dict[str, Any]:
         if kind == "query":
@@ -852,44 +1060,55 @@ class _Context:
         return owner, str(custom.get("namespace") or "app"), str(custom.get("key"))
 
     def find_product(self, identifier: Mapping[str, Any]) -> EmulatedProduct | None:
-        if identifier.get("id"):
-            return self.emu.products.get(identifier["id"])
-        if identifier.get("handle"):
-            return next(
-                (p for p in self.emu.products.values() if p.handle == identifier["handle"]), None
-            )
-        if identifier.get("customId"):
-            _, ns, key = self._custom("PRODUCT", identifier)
-            value = identifier["customId"].get("value")
-            return next(
-                (
-                    p
-                    for p in self.emu.products.values()
-                    if p.metafields.get((ns, key), ("", None))[1] == value
-                ),
-                None,
-            )
-        return None
+        return self._find("PRODUCT", identifier, self.emu.products, self.index.products)
 
     def find_collection(self, identifier: Mapping[str, Any]) -> EmulatedCollection | None:
+        return self._find("COLLECTION", identifier, self.emu.collections, self.index.collections)
+
+    def _find(
+        self,
+        owner: str,
+        identifier: Mapping[str, Any],
+        resources: Mapping[str, _Resource],
+        lookups: _Lookups,
+    ) -> _Resource | None:
         if identifier.get("id"):
-            return self.emu.collections.get(identifier["id"])
+            return resources.get(identifier["id"])
         if identifier.get("handle"):
-            return next(
-                (c for c in self.emu.collections.values() if c.handle == identifier["handle"]), None
-            )
+            handle = identifier["handle"]
+            if not isinstance(handle, str):  # only without a schema: compare as Python does
+                return next((r for r in resources.values() if r.handle == handle), None)
+            found = lookups.by_handle(handle)
+            return None if found is None else resources.get(found)
         if identifier.get("customId"):
-            _, ns, key = self._custom("COLLECTION", identifier)
+            _, ns, key = self._custom(owner, identifier)
             value = identifier["customId"].get("value")
-            return next(
-                (
-                    c
-                    for c in self.emu.collections.values()
-                    if c.metafields.get((ns, key), ("", None))[1] == value
-                ),
-                None,
-            )
+            if not isinstance(value, str):
+                # Stored values are strings: only a missing value (None) matches, and it
+                # matches the first resource without the metafield.
+                return next(
+                    (
+                        r
+                        for r in resources.values()
+                        if r.metafields.get((ns, key), ("", None))[1] == value
+                    ),
+                    None,
+                )
+            found = lookups.by_value(ns, key, value)
+            return None if found is None else resources.get(found)
         return None
+
+    @staticmethod
+    def _handle_taken(
+        handle: Any,
+        target: _Resource | None,
+        resources: Mapping[str, _Resource],
+        lookups: _Lookups,
+    ) -> bool:
+        """Whether a resource other than *target* has *handle*."""
+        if not isinstance(handle, str):  # only without a schema: compare as Python does
+            return any(r.handle == handle and r is not target for r in resources.values())
+        return lookups.by_handle(handle, but=target.id if target else None) is not None
 
     # -- metafield definitions --------------------------------------------------------------------
 
@@ -951,7 +1170,7 @@ class _Context:
         owner: tuple[str, str | None],
         errors: _UserErrors,
         path: Sequence[Any],
-        others: Sequence[tuple[str, Mapping[tuple[str, str], tuple[str, str]]]],
+        others: _Lookups,
     ) -> dict[tuple[str, str], tuple[str, str]]:
         """Check a metafield list (unique values included) and return it keyed by namespace/key."""
         owner_type, owner_id = owner
@@ -968,13 +1187,9 @@ class _Context:
                 errors.add([*path, i, "type"], "Type can't be blank", "INVALID_METAFIELD")
                 continue
             if self._unique(owner_type, ns, key):
-                clash = next(
-                    (
-                        oid
-                        for oid, fields in others
-                        if oid != owner_id and fields.get((ns, key), ("", None))[1] == val
-                    ),
-                    None,
+                # stored values are strings: another type never clashes
+                clash = (
+                    others.by_value(ns, key, val, but=owner_id) if isinstance(val, str) else None
                 )
                 if clash is not None:
                     errors.add(
@@ -1011,7 +1226,7 @@ class _Context:
                 owner=("PRODUCT", target.id if target else None),
                 errors=errors,
                 path=["input", "metafields"],
-                others=[(p.id, p.metafields) for p in self.emu.products.values()],
+                others=self.index.products,
             )
         if custom is not None:
             sent = (metafields or {}).get(custom[1:])
@@ -1027,6 +1242,7 @@ class _Context:
         if custom is not None and target is None:
             value = str(identifier["customId"].get("value"))
             product.metafields.setdefault(custom[1:], ("id", value))
+        self.index.put_product(product)
         return {
             "product": self.product_view(product),
             "productSetOperation": None,
@@ -1110,8 +1326,8 @@ class _Context:
         self, data: Mapping[str, Any], target: EmulatedProduct | None, errors: _UserErrors
     ) -> None:
         handle = data.get("handle")
-        if handle is not None and any(
-            p.handle == handle and p is not target for p in self.emu.products.values()
+        if handle is not None and self._handle_taken(
+            handle, target, self.emu.products, self.index.products
         ):
             errors.add(
                 ["input", "handle"], f"Handle '{handle}' already in use", "HANDLE_NOT_UNIQUE"
@@ -1230,7 +1446,7 @@ class _Context:
         title = str(data.get("title", target.title if target else ""))
         product = target or EmulatedProduct(
             id=emu.new_gid("Product"),
-            handle=data.get("handle") or self._free_handle(_slug(title), emu.products.values()),
+            handle=data.get("handle") or self._free_handle(_slug(title), self.index.products),
             title=title,
         )
         product.title = title
@@ -1295,11 +1511,12 @@ class _Context:
         return result
 
     @staticmethod
-    def _free_handle(base: str, taken: Iterable[Any]) -> str:
-        handles = {t.handle for t in taken}
-        if base not in handles:
+    def _free_handle(base: str, taken: _Lookups) -> str:
+        if not taken.has_handle(base):
             return base
-        return next(f"{base}-{n}" for n in itertools.count(1) if f"{base}-{n}" not in handles)
+        return next(
+            f"{base}-{n}" for n in itertools.count(1) if not taken.has_handle(f"{base}-{n}")
+        )
 
     def product_update(self, **args: Any) -> dict[str, Any]:
         data = dict(args.get("product") or args.get("input") or {})
@@ -1356,8 +1573,8 @@ class _Context:
         if not isinstance(title, str) or not title.strip():
             errors.add(["title"], "Title can't be blank")
         handle = data.get("handle")
-        if handle is not None and any(
-            c.handle == handle and c is not target for c in self.emu.collections.values()
+        if handle is not None and self._handle_taken(
+            handle, target, self.emu.collections, self.index.collections
         ):
             errors.add(["handle"], f"Handle '{handle}' has already been taken")
         metafields = None
@@ -1367,7 +1584,7 @@ class _Context:
                 owner=("COLLECTION", target.id if target else None),
                 errors=errors,
                 path=["metafields"],
-                others=[(c.id, c.metafields) for c in self.emu.collections.values()],
+                others=self.index.collections,
             )
         return {"title": title, "handle": handle, "metafields": metafields}
 
@@ -1397,15 +1614,17 @@ class _Context:
         new = EmulatedCollection(
             id=self.emu.new_gid("Collection"),
             handle=checked["handle"]
-            or self._free_handle(_slug(str(checked["title"])), self.emu.collections.values()),
+            or self._free_handle(_slug(str(checked["title"])), self.index.collections),
             title=str(checked["title"]),
         )
         self._apply_collection(new, data, checked)
         self.emu.collections[new.id] = new
+        self.index.put_collection(new)
         for pid in data.get("products") or ():
             product = self.emu.products.get(pid)
             if product is not None and new.id not in product.collections:
                 product.collections.append(new.id)
+                self.index.put_product(product)
         return {"collection": self.collection_view(new), "userErrors": []}
 
     def collection_update(self, **args: Any) -> dict[str, Any]:
@@ -1422,6 +1641,7 @@ class _Context:
         if errors:
             return {"collection": None, "job": None, "userErrors": errors.items}
         self._apply_collection(target, data, checked)
+        self.index.put_collection(target)
         return {"collection": self.collection_view(target), "job": None, "userErrors": []}
 
     def collection_delete(self, **args: Any) -> dict[str, Any]:
@@ -1432,9 +1652,12 @@ class _Context:
                 "shop": self.shop(),
                 "userErrors": [{"field": ["id"], "message": "Collection does not exist"}],
             }
-        for product in self.emu.products.values():
-            if cid in product.collections:
+        self.index.collections.drop(cid)
+        for pid in self.index.members_of(cid):
+            product = self.emu.products.get(pid)
+            if product is not None and cid in product.collections:
                 product.collections.remove(cid)
+                self.index.put_product(product)
         self.emu.drop_translations(cid)
         return {"deletedCollectionId": cid, "shop": self.shop(), "userErrors": []}
 
@@ -1459,7 +1682,7 @@ class _Context:
             errors.add(
                 ["input", "reason"], "Reason is not a valid inventory reason", "INVALID_REASON"
             )
-        items = {v.inventory_item_id for p in emu.products.values() for v in p.variants}
+        items = self.index.items
         planned = [
             self._check_quantity(q, ["input", "quantities", i], items, errors)
             for i, q in enumerate(data.get("quantities") or ())
@@ -1479,7 +1702,7 @@ class _Context:
         }
 
     def _check_quantity(
-        self, q: Mapping[str, Any], path: list[Any], items: set[str], errors: _UserErrors
+        self, q: Mapping[str, Any], path: list[Any], items: Container[str], errors: _UserErrors
     ) -> tuple[tuple[str, str], int] | None:
         emu = self.emu
         item, location, quantity = q.get("inventoryItemId"), q.get("locationId"), q.get("quantity")
@@ -1580,8 +1803,9 @@ class _Context:
                     "value": val,
                     "outdated": d != _digest(content.get(k, "")),
                 }
-                for (rid, loc, k), (val, d) in self.emu.translations.items()
-                if rid == resource_id and loc == locale
+                for loc, k in self.index.translated.get(resource_id, {})
+                if loc == locale
+                for val, d in (self.emu.translations[(resource_id, loc, k)],)
             ],
         }
 
@@ -1621,6 +1845,7 @@ class _Context:
                 errors.add([*path, "value"], "Value can't be blank", "BLANK")
             else:
                 self.emu.translations[(resource_id, str(locale), str(key))] = (value, str(digest))
+                self.index.translate((resource_id, str(locale), str(key)))
                 saved.append(
                     {
                         "__typename": "Translation",
