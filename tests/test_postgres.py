@@ -40,7 +40,7 @@ from catalogsync.backends.postgres import (  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
-P = ItemType.PRODUCT
+P, V, C = ItemType.PRODUCT, ItemType.VARIANT, ItemType.CATEGORY
 TTL = timedelta(seconds=30)
 
 
@@ -250,10 +250,11 @@ def test_first_use_creates_the_schema(pg_dsn, schemas):
             )
         }
 
-    assert _versions(pg_dsn, name) == [SCHEMA_VERSION]
+    assert _versions(pg_dsn, name) == list(range(1, SCHEMA_VERSION + 1))
     assert tables == {
         "schema_version",
         "queue",
+        "queue_counts",
         "connectors",
         "events",
         "iterations",
@@ -271,7 +272,7 @@ def test_migrate_is_idempotent(pg_dsn, schemas):
     with PostgresStore(pg_dsn, schema=name) as store:
         assert store.migrate() == SCHEMA_VERSION
 
-    assert _versions(pg_dsn, name) == [SCHEMA_VERSION]
+    assert _versions(pg_dsn, name) == list(range(1, SCHEMA_VERSION + 1))
 
 
 def test_two_processes_migrating_at_once(pg_dsn, schemas):
@@ -287,7 +288,48 @@ def test_two_processes_migrating_at_once(pg_dsn, schemas):
 
     assert [p.returncode for p in procs] == [0, 0], outs
     assert [json.loads(out)["version"] for out, _ in outs] == [SCHEMA_VERSION] * 2
-    assert _versions(pg_dsn, name) == [SCHEMA_VERSION]
+    assert _versions(pg_dsn, name) == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_version_1_schema_gets_its_queue_counted(pg_dsn, schemas, monkeypatch):
+    """Migrating to version 2 counts the entries already queued; the triggers keep it exact."""
+    from catalogsync.backends.postgres import _migrations
+
+    name = schemas()
+    with monkeypatch.context() as m:
+        m.setattr(_migrations, "MIGRATIONS", _migrations.MIGRATIONS[:1])
+        m.setattr(_migrations, "SCHEMA_VERSION", 1)
+        assert migrate(pg_dsn, schema=name) == 1
+        with PostgresQueue(pg_dsn, schema=name) as old:
+            old.enqueue("shop", [Change(f"P{n}", P) for n in range(3)])
+            old.enqueue("shop", [Change(f"V{n}", V) for n in range(5)])
+    assert _versions(pg_dsn, name) == [1]
+
+    with PostgresQueue(pg_dsn, schema=name) as q:
+        assert q.counts("shop") == Counts(product=3, variant=5)
+        q.ack("shop", q.lease("shop", owner="w", limit=2, ttl=TTL))
+        kept = {e.key for e in q.entries("shop", limit=100)}
+        q.enqueue("shop", [Change("P0", P), Change("C1", C)])  # P0 coalesces or returns
+        recount = Counts.of({t: q.entries("shop", item_type=t, limit=1).total for t in (P, V, C)})
+        assert q.counts("shop") == recount
+        assert recount.total == len(kept | {(P, "P0"), (C, "C1")})
+    assert _versions(pg_dsn, name) == [1, 2]
+
+
+def test_queue_counts_stay_folded(pool, schemas):
+    """Counting folds the deltas: after many batches a connector keeps one row per type."""
+    name = schemas()
+    q = PostgresQueue(pool, schema=name)
+    for n in range(30):
+        q.enqueue("shop", [Change(f"P{n}-{i}", P) for i in range(10)] + [Change(f"V{n}", V)])
+        q.ack("shop", q.lease("shop", owner="w", limit=7, ttl=TTL))
+        q.counts("shop")
+    with pool.connection() as conn:
+        rows = conn.execute(
+            f'SELECT item_type FROM "{name}".queue_counts WHERE connector = %s', ["shop"]
+        ).fetchall()
+    assert sorted(r[0] for r in rows) == ["product", "variant"]
+    assert q.counts("shop").total == 30 * 11 - 30 * 7
 
 
 def test_newer_schema_version_is_refused(pg_dsn, schemas):

@@ -294,7 +294,7 @@ def _plan(conn: sqlite3.Connection, sql: str, params) -> str:
 
 
 def test_lease_and_counts_queries_use_their_indexes(opened, db):
-    """The lease pick walks the line index in order (no sort step); counts read the key index."""
+    """The lease pick walks the line index in order (no sort step); counts read their table."""
     queue = _queue(opened, db)
     queue.enqueue("shop", [Change(str(i), P) for i in range(100)])
     conn = queue._conn()
@@ -304,7 +304,35 @@ def test_lease_and_counts_queries_use_their_indexes(opened, db):
     assert "queue_entries_line" in pick
     assert "TEMP B-TREE" not in pick
     counts = _plan(conn, _sqlite_queue._COUNTS, ("shop",))
-    assert "COVERING INDEX" in counts
+    assert "queue_counts USING PRIMARY KEY" in counts  # kept by triggers: no scan of the queue
+
+
+def _counted(conn: sqlite3.Connection, connector: str) -> Counts:
+    rows = conn.execute(
+        "SELECT item_type, count(*) FROM queue_entries WHERE connector = ? GROUP BY item_type",
+        (connector,),
+    ).fetchall()
+    return Counts.of({ItemType(t): n for t, n in rows})
+
+
+def test_migrating_a_version_1_file_counts_its_queue(opened, db):
+    """A file written before the counts table gets its counts from the entries it holds."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    _sqlite_schema.migrate(conn, _sqlite_schema.MIGRATIONS[:1])
+    conn.executemany(
+        "INSERT INTO queue_entries (connector, item_type, ref, kind, version, seq, visible_at, "
+        "enqueued_at) VALUES (?, ?, ?, 'upsert', ?, ?, 0, 0)",
+        [("shop", t.value, f"{t.value}{n}", n, n) for t, k in ((P, 3), (V, 5)) for n in range(k)],
+    )
+    conn.close()
+    queue = _queue(opened, db)
+
+    assert queue.counts("shop") == Counts(product=3, variant=5)
+    leases = queue.lease("shop", owner="w", limit=8, ttl=TTL)
+    queue.ack("shop", leases[:2])
+    after = queue.counts("shop")
+    assert after == _counted(queue._conn(), "shop")
+    assert after.total == 6
 
 
 def test_ref_filter_is_case_sensitive(opened, db):
@@ -686,8 +714,12 @@ def test_newer_schema_is_refused(opened, db):
     assert isinstance(SchemaVersionError("x"), BackendError)
 
 
-def _v2(statements) -> list[_sqlite_schema.Migration]:
-    return [*_sqlite_schema.MIGRATIONS, _sqlite_schema.Migration(2, "test step", tuple(statements))]
+NEXT = _sqlite_schema.LATEST + 1
+
+
+def _next(statements) -> list[_sqlite_schema.Migration]:
+    step = _sqlite_schema.Migration(NEXT, "test step", tuple(statements))
+    return [*_sqlite_schema.MIGRATIONS, step]
 
 
 def test_pending_migrations_apply_in_order(opened, db, monkeypatch):
@@ -696,26 +728,26 @@ def test_pending_migrations_apply_in_order(opened, db, monkeypatch):
     monkeypatch.setattr(
         _sqlite_schema,
         "MIGRATIONS",
-        _v2(["CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (1)"]),
+        _next(["CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (1)"]),
     )
     store = _store(opened, db)
 
-    assert store.migrate() == 2
+    assert store.migrate() == NEXT
     assert store._conn().execute("SELECT x FROM extra").fetchall() == [(1,)]
-    assert [r[0] for r in _schema_rows(db)] == [1, 2]
+    assert [r[0] for r in _schema_rows(db)] == list(range(1, NEXT + 1))
 
 
 def test_failed_migration_leaves_the_previous_version(opened, db, monkeypatch):
     """A migration that fails part-way is rolled back whole: no half-applied schema."""
     _store(opened, db).migrate()
     monkeypatch.setattr(
-        _sqlite_schema, "MIGRATIONS", _v2(["CREATE TABLE extra (x INTEGER)", "NOT SQL AT ALL"])
+        _sqlite_schema, "MIGRATIONS", _next(["CREATE TABLE extra (x INTEGER)", "NOT SQL AT ALL"])
     )
     store = _store(opened, db)
 
     with pytest.raises(BackendError):
         store.migrate()
-    assert [r[0] for r in _schema_rows(db)] == [1]
+    assert [r[0] for r in _schema_rows(db)] == list(range(1, _sqlite_schema.LATEST + 1))
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchall() == []

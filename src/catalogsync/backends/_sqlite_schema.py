@@ -200,8 +200,45 @@ _V1 = Migration(
     ),
 )
 
+_V2 = Migration(
+    2,
+    "queue counts kept by triggers",
+    (
+        # `counts()` ran after every batch and counted the whole queue: 10 ms at 88,000 entries,
+        # 137 ms at 1,000,000, so a big first sync spent minutes counting. The counts are now
+        # kept per (connector, type) by triggers, in the same transaction as the rows, so they
+        # are exact and cost one small update per inserted or deleted entry. An upsert that
+        # coalesces into an existing entry fires no INSERT trigger.
+        """
+        CREATE TABLE queue_counts (
+            connector TEXT    NOT NULL,
+            item_type TEXT    NOT NULL,
+            n         INTEGER NOT NULL,
+            PRIMARY KEY (connector, item_type)
+        ) WITHOUT ROWID
+        """,
+        """
+        INSERT INTO queue_counts (connector, item_type, n)
+            SELECT connector, item_type, count(*) FROM queue_entries GROUP BY connector, item_type
+        """,
+        """
+        CREATE TRIGGER queue_entries_counted AFTER INSERT ON queue_entries BEGIN
+            INSERT INTO queue_counts (connector, item_type, n)
+                VALUES (new.connector, new.item_type, 1)
+                ON CONFLICT (connector, item_type) DO UPDATE SET n = n + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER queue_entries_uncounted AFTER DELETE ON queue_entries BEGIN
+            UPDATE queue_counts SET n = n - 1
+                WHERE connector = old.connector AND item_type = old.item_type;
+        END
+        """,
+    ),
+)
+
 #: Every migration, oldest first; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: Sequence[Migration] = (_V1,)
+MIGRATIONS: Sequence[Migration] = (_V1, _V2)
 
 #: The schema version this code writes.
 LATEST: Final = len(MIGRATIONS)

@@ -64,6 +64,7 @@ __all__ = ["QueueConformance", "StoreConformance"]
 
 TTL = timedelta(seconds=30)
 P, V, C = ItemType.PRODUCT, ItemType.VARIANT, ItemType.CATEGORY
+_KINDS = (ChangeKind.UPSERT, ChangeKind.DELETE)
 
 
 def _cid() -> str:
@@ -355,7 +356,10 @@ class QueueConformance:
     def test_counts_match_a_recount_after_random_operations(
         self, queue: QueueBackend, cid: str, clock: ManualClock
     ) -> None:
-        """After a random mix of operations, counts() equals a recount of the pending set."""
+        """
+        After a random mix of enqueues (upserts and deletes, new and coalescing), leases, acks,
+        releases, lease expiries and replace-alls, counts() equals a recount of the pending set.
+        """
         rng = random.Random(20261122)
         held: list[Any] = []
         model: dict[tuple[ItemType, str], None] = {}
@@ -363,7 +367,7 @@ class QueueConformance:
             op = rng.random()
             if op < 0.45:
                 changes = [
-                    Change(f"r{rng.randrange(40)}", rng.choice([P, V, C]))
+                    Change(f"r{rng.randrange(40)}", rng.choice([P, V, C]), rng.choice(_KINDS))
                     for _ in range(rng.randrange(1, 6))
                 ]
                 queue.enqueue(cid, changes)
@@ -382,8 +386,13 @@ class QueueConformance:
                 for lease in batch:
                     if lease.key not in pending:
                         model.pop(lease.key, None)
-            elif held:
+            elif op < 0.97 and held:
                 queue.release(cid, [held.pop()])
+            elif op >= 0.97:
+                fresh = [Change(f"r{n}", rng.choice([P, V])) for n in range(rng.randrange(6))]
+                queue.replace_all(cid, fresh)
+                model = dict.fromkeys(ch.key for ch in fresh)
+                held = []
             if rng.random() < 0.05:
                 clock.advance(TTL)
             recount = dict.fromkeys(ItemType, 0)
