@@ -133,3 +133,79 @@ def test_a_category_whose_products_are_all_hidden_is_not_exported():
     exportable = Exportability(visible_only, Loader(hidden, MemoryStore(), "shop"))
     assert not exportable(hidden.get(C, ["C1"])["C1"])
     assert hidden.refs[P] == 699  # every product looked at once, none twice
+
+
+class RecordingQueue:
+    """Delegates to a queue and records the size of every `enqueue` call."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        self.enqueued: list[int] = []
+
+    def enqueue(self, connector_id: str, changes: Any, **kwargs: Any) -> Any:
+        changes = list(changes)
+        self.enqueued.append(len(changes))
+        return self._queue.enqueue(connector_id, changes, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+class ChildrenCountingCatalog(MemoryCatalog):
+    """Records the parents asked for in each `children` call, per child type."""
+
+    def __init__(self, items: list[Item]) -> None:
+        super().__init__(items)
+        self.children_calls: list[tuple[ItemType, int]] = []
+
+    def children(self, child_type: ItemType, parent_refs: Collection[str]) -> Any:
+        self.children_calls.append((child_type, len(parent_refs)))
+        return super().children(child_type, parent_refs)
+
+
+def big_categories() -> ChildrenCountingCatalog:
+    """Two categories of 1,500 products each."""
+    items = [Item(f"C{c}", C, fields={"title": f"Cat {c}"}) for c in range(2)]
+    items += [
+        Item(f"P{n}", P, fields={"title": f"Shoe {n}", "price": 1}, parents=[f"C{n % 2}"])
+        for n in range(3000)
+    ]
+    return ChildrenCountingCatalog(items)
+
+
+def test_enqueueing_categories_queues_their_products_in_bounded_chunks(backends, clock):
+    # A changed category is re-read by all its products (rule R01): in a big catalog that is
+    # hundreds of thousands of readers, which must be listed one category at a time and queued
+    # 1,000 at a time, never held all at once.
+    queue, store = backends
+    catalog = big_categories()
+    recording = RecordingQueue(queue)
+    sync = make_sync(recording, store, clock, catalog)
+    sync.enqueue([Change(f"C{c}", C) for c in range(2)])
+
+    assert queue.counts("shop").product == 3000
+    assert max(recording.enqueued) <= 1000, recording.enqueued
+    product_lists = [n for t, n in catalog.children_calls if t is P]
+    assert product_lists
+    assert max(product_lists) == 1, product_lists
+
+
+def test_the_readers_of_new_category_ids_are_queued_in_bounded_chunks(backends, clock):
+    # Products read their categories' channel ids: when categories get ids, their products are
+    # queued again; as above, a bounded list at a time.
+    queue, store = backends
+    catalog = big_categories()
+    recording = RecordingQueue(queue)
+    sync = make_sync(recording, store, clock, catalog)
+    sync.enqueue([Change(f"C{c}", C) for c in range(2)])
+    recording.enqueued.clear()
+    catalog.children_calls.clear()
+    result = sync.run()
+
+    # every product was queued (as a reader of its new category) and synchronized
+    assert result.synchronized[P] == 3000
+    assert max(recording.enqueued) <= 1000, recording.enqueued
+    assert sum(recording.enqueued) >= 3000  # the readers, queued before and after the push
+    product_lists = [n for t, n in catalog.children_calls if t is P]
+    assert product_lists, "the categories' products were listed"
+    assert max(product_lists) == 1, product_lists  # one category's products at a time

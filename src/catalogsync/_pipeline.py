@@ -12,7 +12,7 @@ against that key (`Loader.errors`), and the rest of the batch goes on.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from typing import Final
 
 from ._models import (
@@ -351,6 +351,35 @@ def readers_of(
     return found
 
 
+def reader_changes(
+    pairs: Iterable[tuple[ItemType, ItemType]],
+    keys: Iterable[ItemKey],
+    new_loader: Callable[[], Loader],
+    *,
+    exclude: Container[ItemKey] = (),
+    size: int = 1000,
+) -> Iterator[list[Change]]:
+    """
+    Yield ``UPSERT`` changes for the readers of *keys* (`readers_of`), at most *size* per list,
+    each ordered categories, products, variants, without holding them all at once.
+
+    A category's readers are all its products (hundreds of thousands in a big catalog), so
+    categories are expanded one at a time with a fresh `Loader` each; other keys, whose readers
+    are a product's variants or an item's parents, *size* at a time. A reader of several keys
+    may be yielded more than once; the queue coalesces it.
+    """
+    pairs = tuple(pairs)
+    keys = list(keys)
+    narrow = [k for k in keys if k[0] is not ItemType.CATEGORY]
+    groups = [narrow[i : i + size] for i in range(0, len(narrow), size)]
+    groups += [[k] for k in keys if k[0] is ItemType.CATEGORY]
+    for group in groups:
+        found = [k for k in readers_of(pairs, new_loader(), group) if k not in exclude]
+        found.sort(key=type_order)
+        for start in range(0, len(found), size):
+            yield [Change(ref, t, ChangeKind.UPSERT) for t, ref in found[start : start + size]]
+
+
 def expand(
     changes: Iterable[Change],
     capabilities: Capabilities,
@@ -363,20 +392,28 @@ def expand(
     """
     Yield *changes* in chunks, each extended with the readers of its items (as ``UPSERT``
     changes) and ordered categories, products, variants.
+
+    The readers of a chunk's categories (their products) follow the chunk in lists of at most
+    *chunk* changes (`reader_changes`), so memory stays flat however big the categories are.
     """
     buffer: list[Change] = []
     for change in changes:
         buffer.append(change)
         if len(buffer) >= chunk:
-            yield _expand_chunk(buffer, capabilities, Loader(catalog, store, connector_id))
+            yield from _expand_chunk(buffer, capabilities, catalog, store, connector_id, chunk)
             buffer = []
     if buffer:
-        yield _expand_chunk(buffer, capabilities, Loader(catalog, store, connector_id))
+        yield from _expand_chunk(buffer, capabilities, catalog, store, connector_id, chunk)
 
 
 def _expand_chunk(
-    changes: list[Change], capabilities: Capabilities, loader: Loader
-) -> list[Change]:
+    changes: list[Change],
+    capabilities: Capabilities,
+    catalog: CatalogSource,
+    store: StateStore,
+    connector_id: str,
+    size: int,
+) -> Iterator[list[Change]]:
     latest: dict[ItemKey, Change] = {}
     for change in changes:
         latest[change.key] = change  # the newest change of a key wins, as in the queue
@@ -384,8 +421,17 @@ def _expand_chunk(
     # A category is exported only while it has an exportable product (unless the connector
     # includes empty categories), so a product's change re-examines its categories too.
     pairs.add((ItemType.CATEGORY, ItemType.PRODUCT))
-    derived = readers_of(pairs, loader, latest) - latest.keys()
+
+    def new_loader() -> Loader:
+        return Loader(catalog, store, connector_id)
+
+    # the chunk with the few readers of its products and variants (their parents and variants)
+    narrow = [k for k in latest if k[0] is not ItemType.CATEGORY]
+    derived = readers_of(pairs, new_loader(), narrow) - latest.keys()
     out = list(latest.values())
     out.extend(Change(ref, item_type, ChangeKind.UPSERT) for item_type, ref in derived)
     out.sort(key=lambda c: _TYPE_ORDER[c.type])
-    return out
+    yield out
+    # then the many readers of its categories, a bounded list at a time
+    wide = [k for k in latest if k[0] is ItemType.CATEGORY]
+    yield from reader_changes(pairs, wide, new_loader, exclude=latest.keys(), size=size)

@@ -72,7 +72,7 @@ from ._models import (
     SyncEvent,
     Trigger,
 )
-from ._pipeline import Exportability, Loader, expand, readers_of, render_context, type_order
+from ._pipeline import Exportability, Loader, expand, reader_changes, render_context, type_order
 from ._register import ActivityRegister
 from ._secrets import get_logger, redact
 from .typing import (
@@ -906,18 +906,20 @@ class Synchronizer:
         return tally
 
     def _enqueue_id_readers(self, keys: Iterable[ItemKey], *, exclude: set[ItemKey]) -> None:
+        """
+        Queue the readers of *keys*' channel ids (``capabilities.reads_ids``) as upserts, a
+        bounded list at a time (`reader_changes`): a new category's readers are all its products.
+        """
         pairs = self.channel.capabilities.reads_ids
         sources = {source for _, source in pairs}
-        keys = [k for k in keys if k[0] in sources]
-        if not keys:
+        wanted = [k for k in keys if k[0] in sources]
+        if not wanted:
             return
-        loader = Loader(self.catalog, self.store, self.connector_id)
-        readers = readers_of(pairs, loader, keys) - exclude
-        if readers:
-            changes = sorted(
-                (Change(ref, t, ChangeKind.UPSERT) for t, ref in readers),
-                key=lambda c: type_order(c.key),
-            )
+
+        def new_loader() -> Loader:
+            return Loader(self.catalog, self.store, self.connector_id)
+
+        for changes in reader_changes(pairs, wanted, new_loader, exclude=exclude):
             self.queue.enqueue(self.connector_id, changes)
 
     def _push(
