@@ -1004,3 +1004,23 @@ def test_stored_ref_lists_decode_exactly(refs):
 
     text = json.dumps(list(refs), ensure_ascii=False)
     assert _decode_refs(text) == refs
+
+
+@pytest.mark.parametrize("decoder", ["default", "json"])
+def test_stored_memos_and_parents_decode_exactly(decoder, monkeypatch):
+    """The orjson decoder (the `fast` extra) and the standard library decode stored states alike."""
+    from catalogsync.backends import _sqlite_store
+
+    if decoder == "json":
+        monkeypatch.setattr(_sqlite_store, "_json_loads", json.loads)
+    memo = {"inventory": 'gid://x/"1"', "note": "ñandú \\ \u2028 \U0001f600", "": ""}
+    parents = ["C1", 'say "hi"', "ñ"]
+    row = (
+        "shop", "product", "P1", "v1:ab", None, None,
+        json.dumps(parents, ensure_ascii=False),
+        json.dumps(memo, ensure_ascii=False, sort_keys=True),
+        "ev", 0,
+    )  # fmt: skip
+    state = _sqlite_store._sent_state(row)
+    assert state.memo == memo
+    assert state.parents == tuple(parents)
