@@ -1175,6 +1175,7 @@ class Synchronizer:
             return False
         if same:
             work.decision = "already" if state.event_id == event.id else "unchanged"
+            work.payload = None  # not sent: free it now rather than with the batch
         return same
 
     def _removal(self, work: _Work, params: ConnectorParams) -> None:
