@@ -535,8 +535,9 @@ def test_a_collection_custom_id_follows_updates(emu):
     assert _collection_id(emu, {"customId": CustomId().as_input("C1")}) is None
     assert _collection_id(emu, {"customId": CustomId().as_input("C2")}) == old
     new = _create_collection(emu, title="B", metafields=[CustomId().as_metafield("C1")])["id"]
-    assert emu.collection_by_ref("C1") is not None
-    assert emu.collection_by_ref("C1").id == new  # type: ignore[union-attr]
+    found = emu.collection_by_ref("C1")
+    assert found is not None
+    assert found.id == new
     clash = _data(
         gql(
             emu,
@@ -613,7 +614,7 @@ def test_translations_go_with_their_resource(emu):
                             "key": key,
                             "locale": "es",
                             "value": f"{key} {pid}",
-                            "translatableContentDigest": digests[key],
+                            "translatableContentDigest": str(digests[key]),
                         }
                         for key in ("handle", "title")
                     ],
@@ -689,7 +690,14 @@ def test_requests_keep_the_indexes_without_rebuilding_them(emu):
         emu,
         s.translations_register(
             first["id"],
-            [{"key": "title", "locale": "es", "value": "x", "translatableContentDigest": digest}],
+            [
+                {
+                    "key": "title",
+                    "locale": "es",
+                    "value": "x",
+                    "translatableContentDigest": str(digest),
+                }
+            ],
         ),
     )
     _delete_product(emu, first["id"])
