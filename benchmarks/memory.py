@@ -4,7 +4,8 @@ memory: peak RSS of a full synchronization of 1,000,000 items against one of 100
 Each size runs in a fresh subprocess (``python -m benchmarks.memory --child PRODUCTS``) that
 synchronizes a `GeneratedCatalog` (items built on demand, nothing held) into a channel that
 keeps nothing (`SinkChannel`), with the SQLite backends on disk, and reports its peak resident
-set size (``ru_maxrss``). Whatever grows with the catalog is therefore the library's.
+set size (``VmHWM`` from ``/proc/self/status``). Whatever grows with the catalog is therefore
+the library's.
 """
 
 from __future__ import annotations
