@@ -332,6 +332,34 @@ def test_queue_counts_stay_folded(pool, schemas):
     assert q.counts("shop").total == 30 * 11 - 30 * 7
 
 
+def test_queue_counts_stay_exact_with_concurrent_workers(pool, schemas):
+    """Workers enqueueing, acking and counting at once (folding concurrently) lose no count."""
+    name = schemas()
+    q = PostgresQueue(pool, schema=name)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(40):
+                q.enqueue("shop", [Change(f"P{n}-{i}-{k}", P) for k in range(5)])
+                q.enqueue("shop", [Change(f"V{i % 7}", V)])  # shared keys: coalescing
+                q.ack("shop", q.lease("shop", owner=f"w{n}", limit=3, ttl=TTL))
+                q.counts("shop")  # folds while the others append deltas and fold
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert not errors, errors
+    recount = Counts.of({t: q.entries("shop", item_type=t, limit=1).total for t in (P, V, C)})
+    assert q.counts("shop") == recount
+    assert recount.total > 0
+
+
 def test_newer_schema_version_is_refused(pg_dsn, schemas):
     """A schema migrated by a newer catalogsync raises SchemaVersionError on use and on migrate."""
     name = schemas()
