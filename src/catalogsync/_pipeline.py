@@ -13,6 +13,7 @@ against that key (`Loader.errors`), and the rest of the batch goes on.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Final
 
 from ._models import (
@@ -396,22 +397,21 @@ def expand(
     The readers of a chunk's categories (their products) follow the chunk in lists of at most
     *chunk* changes (`reader_changes`), so memory stays flat however big the categories are.
     """
+    new_loader = partial(Loader, catalog, store, connector_id)
     buffer: list[Change] = []
     for change in changes:
         buffer.append(change)
         if len(buffer) >= chunk:
-            yield from _expand_chunk(buffer, capabilities, catalog, store, connector_id, chunk)
+            yield from _expand_chunk(buffer, capabilities, new_loader, chunk)
             buffer = []
     if buffer:
-        yield from _expand_chunk(buffer, capabilities, catalog, store, connector_id, chunk)
+        yield from _expand_chunk(buffer, capabilities, new_loader, chunk)
 
 
 def _expand_chunk(
     changes: list[Change],
     capabilities: Capabilities,
-    catalog: CatalogSource,
-    store: StateStore,
-    connector_id: str,
+    new_loader: Callable[[], Loader],
     size: int,
 ) -> Iterator[list[Change]]:
     latest: dict[ItemKey, Change] = {}
@@ -421,10 +421,6 @@ def _expand_chunk(
     # A category is exported only while it has an exportable product (unless the connector
     # includes empty categories), so a product's change re-examines its categories too.
     pairs.add((ItemType.CATEGORY, ItemType.PRODUCT))
-
-    def new_loader() -> Loader:
-        return Loader(catalog, store, connector_id)
-
     # the chunk with the few readers of its products and variants (their parents and variants)
     narrow = [k for k in latest if k[0] is not ItemType.CATEGORY]
     derived = readers_of(pairs, new_loader(), narrow) - latest.keys()

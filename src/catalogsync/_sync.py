@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Final
 
 import attrs
@@ -915,10 +916,7 @@ class Synchronizer:
         wanted = [k for k in keys if k[0] in sources]
         if not wanted:
             return
-
-        def new_loader() -> Loader:
-            return Loader(self.catalog, self.store, self.connector_id)
-
+        new_loader = partial(Loader, self.catalog, self.store, self.connector_id)
         for changes in reader_changes(pairs, wanted, new_loader, exclude=exclude):
             self.queue.enqueue(self.connector_id, changes)
 
