@@ -6,23 +6,41 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from catalogsync import Change, Item, ItemType, MemoryCatalog, MemoryQueue, MemoryStore
+from catalogsync import (
+    Change,
+    Item,
+    ItemType,
+    MemoryCatalog,
+    MemoryQueue,
+    MemoryStore,
+    Synchronizer,
+)
 from catalogsync.testing import ManualClock, MemoryChannel
 from catalogsync.typing import Payload, RenderContext
 
 from _syncenv import C, P, V, everything, make_sync
 
 
-class CountingCatalog(MemoryCatalog):
-    """A memory catalog that counts `get` calls per item type (a PIM query each)."""
+class RecordingCatalog(MemoryCatalog):
+    """
+    A memory catalog that records its reads: `get` calls (a PIM query each) and the refs they
+    ask for, per item type, and the number of parents of each `children` call.
+    """
 
     def __init__(self, items: list[Item]) -> None:
         super().__init__(items)
         self.gets: Counter[ItemType] = Counter()
+        self.refs: Counter[ItemType] = Counter()
+        self.children_calls: list[tuple[ItemType, int]] = []
 
     def get(self, item_type: ItemType, refs: Collection[str]) -> Mapping[str, Item]:
         self.gets[item_type] += 1
+        self.refs[item_type] += len(refs)
         return super().get(item_type, refs)
+
+    def children(self, child_type: ItemType, parent_refs: Collection[str]) -> Any:
+        self.children_calls.append((child_type, len(parent_refs)))
+        return super().children(child_type, parent_refs)
 
 
 def catalog_of(products: int, variants: int) -> list[Item]:
@@ -38,7 +56,7 @@ def catalog_of(products: int, variants: int) -> list[Item]:
 
 def test_a_batch_of_variants_reads_its_products_in_one_catalog_call(backends, clock):
     queue, store = backends
-    catalog = CountingCatalog(catalog_of(products=60, variants=3))
+    catalog = RecordingCatalog(catalog_of(products=60, variants=3))
     sync = make_sync(queue, store, clock, catalog)
     sync.enqueue(everything(catalog))
     first = sync.run()
@@ -76,7 +94,7 @@ class IdSpy(MemoryChannel):
 def test_render_context_holds_the_ids_the_channel_declares_it_reads(tmp_path):
 
     clock = ManualClock()
-    catalog = CountingCatalog(catalog_of(products=2, variants=1))
+    catalog = RecordingCatalog(catalog_of(products=2, variants=1))
     channel = IdSpy(clock=clock)  # reads (P, V) and (P, C); reads_ids only (P, C)
     sync = make_sync(MemoryQueue(clock=clock), MemoryStore(clock=clock), clock, catalog, channel)
     sync.enqueue(everything(catalog))
@@ -90,23 +108,11 @@ def test_render_context_holds_the_ids_the_channel_declares_it_reads(tmp_path):
     assert channel.seen[-1] == {"category": "mem:category:C1", "variant": None}
 
 
-class RefCountingCatalog(CountingCatalog):
-    """Also counts the refs asked for per type."""
-
-    def __init__(self, items: list[Item]) -> None:
-        super().__init__(items)
-        self.refs: Counter[ItemType] = Counter()
-
-    def get(self, item_type: ItemType, refs: Collection[str]) -> Mapping[str, Item]:
-        self.refs[item_type] += len(refs)
-        return super().get(item_type, refs)
-
-
 def test_a_big_categorys_exportability_reads_a_few_products_not_all():
     from catalogsync import ConnectorParams
     from catalogsync._pipeline import Exportability, Loader
 
-    catalog = RefCountingCatalog(catalog_of(products=2000, variants=0))
+    catalog = RecordingCatalog(catalog_of(products=2000, variants=0))
     loader = Loader(catalog, MemoryStore(), "shop")
     exportable = Exportability(ConnectorParams(), loader)
     assert exportable(catalog.get(C, ["C1"])["C1"])
@@ -126,10 +132,10 @@ def test_a_category_whose_products_are_all_hidden_is_not_exported():
         else i
         for i in items
     ]
-    catalog = RefCountingCatalog(items)
+    catalog = RecordingCatalog(items)
     exportable = Exportability(visible_only, Loader(catalog, MemoryStore(), "shop"))
     assert exportable(catalog.get(C, ["C1"])["C1"])  # the last product is visible
-    hidden = RefCountingCatalog([i for i in items if i.ref != "P699"])
+    hidden = RecordingCatalog([i for i in items if i.ref != "P699"])
     exportable = Exportability(visible_only, Loader(hidden, MemoryStore(), "shop"))
     assert not exportable(hidden.get(C, ["C1"])["C1"])
     assert hidden.refs[P] == 699  # every product looked at once, none twice
@@ -151,26 +157,25 @@ class RecordingQueue:
         return getattr(self._queue, name)
 
 
-class ChildrenCountingCatalog(MemoryCatalog):
-    """Records the parents asked for in each `children` call, per child type."""
-
-    def __init__(self, items: list[Item]) -> None:
-        super().__init__(items)
-        self.children_calls: list[tuple[ItemType, int]] = []
-
-    def children(self, child_type: ItemType, parent_refs: Collection[str]) -> Any:
-        self.children_calls.append((child_type, len(parent_refs)))
-        return super().children(child_type, parent_refs)
-
-
-def big_categories() -> ChildrenCountingCatalog:
-    """Two categories of 1,500 products each."""
+def enqueue_big_categories(
+    queue: Any, store: Any, clock: ManualClock
+) -> tuple[RecordingCatalog, RecordingQueue, Synchronizer]:
+    """Two categories of 1,500 products each, the categories enqueued through a RecordingQueue."""
     items = [Item(f"C{c}", C, fields={"title": f"Cat {c}"}) for c in range(2)]
     items += [
         Item(f"P{n}", P, fields={"title": f"Shoe {n}", "price": 1}, parents=[f"C{n % 2}"])
         for n in range(3000)
     ]
-    return ChildrenCountingCatalog(items)
+    catalog = RecordingCatalog(items)
+    recording = RecordingQueue(queue)
+    sync = make_sync(recording, store, clock, catalog)
+    sync.enqueue([Change(f"C{c}", C) for c in range(2)])
+    return catalog, recording, sync
+
+
+def product_listings(catalog: RecordingCatalog) -> list[int]:
+    """The number of categories of each `children(PRODUCT, ...)` call."""
+    return [n for t, n in catalog.children_calls if t is P]
 
 
 def test_enqueueing_categories_queues_their_products_in_bounded_chunks(backends, clock):
@@ -178,14 +183,11 @@ def test_enqueueing_categories_queues_their_products_in_bounded_chunks(backends,
     # hundreds of thousands of readers, which must be listed one category at a time and queued
     # 1,000 at a time, never held all at once.
     queue, store = backends
-    catalog = big_categories()
-    recording = RecordingQueue(queue)
-    sync = make_sync(recording, store, clock, catalog)
-    sync.enqueue([Change(f"C{c}", C) for c in range(2)])
+    catalog, recording, _ = enqueue_big_categories(queue, store, clock)
 
     assert queue.counts("shop").product == 3000
     assert max(recording.enqueued) <= 1000, recording.enqueued
-    product_lists = [n for t, n in catalog.children_calls if t is P]
+    product_lists = product_listings(catalog)
     assert product_lists
     assert max(product_lists) == 1, product_lists
 
@@ -193,11 +195,7 @@ def test_enqueueing_categories_queues_their_products_in_bounded_chunks(backends,
 def test_the_readers_of_new_category_ids_are_queued_in_bounded_chunks(backends, clock):
     # Products read their categories' channel ids: when categories get ids, their products are
     # queued again; as above, a bounded list at a time.
-    queue, store = backends
-    catalog = big_categories()
-    recording = RecordingQueue(queue)
-    sync = make_sync(recording, store, clock, catalog)
-    sync.enqueue([Change(f"C{c}", C) for c in range(2)])
+    catalog, recording, sync = enqueue_big_categories(*backends, clock)
     recording.enqueued.clear()
     catalog.children_calls.clear()
     result = sync.run()
@@ -206,6 +204,6 @@ def test_the_readers_of_new_category_ids_are_queued_in_bounded_chunks(backends, 
     assert result.synchronized[P] == 3000
     assert max(recording.enqueued) <= 1000, recording.enqueued
     assert sum(recording.enqueued) >= 3000  # the readers, queued before and after the push
-    product_lists = [n for t, n in catalog.children_calls if t is P]
+    product_lists = product_listings(catalog)
     assert product_lists, "the categories' products were listed"
     assert max(product_lists) == 1, product_lists  # one category's products at a time
