@@ -38,12 +38,12 @@ from typing import Any
 
 from catalogsync import Connector, ConnectorParams, ItemState, Secret, Synchronizer, SyncOptions
 from catalogsync.backends import SQLiteQueue, SQLiteStore
-from catalogsync.channels.amazon import AmazonChannel, AmazonPacer, LwaCredentials
-from catalogsync.channels.amazon._demo import DEMO_FIELD_MAPPING, DEMO_PRODUCT_TYPES
+from catalogsync.channels.amazon import AmazonPacer
+from catalogsync.channels.amazon import _demo as amazon_demo
 from catalogsync.channels.shopify import ShopifyChannel, ShopifyStore, StaticToken
-from catalogsync.channels.shopify._demo import FIELD_MAPPING as SHOPIFY_DEMO_MAPPING
+from catalogsync.channels.shopify import _demo as shopify_demo
 from catalogsync.channels.takealot import TakealotChannel
-from catalogsync.channels.takealot._demo import FIELD_MAPPING as TAKEALOT_DEMO_MAPPING
+from catalogsync.channels.takealot import _demo as takealot_demo
 from catalogsync.testing import AmazonEmulator, MemoryChannel, ShopifyEmulator, TakealotEmulator
 
 from ._catalog import GeneratedCatalog, ean13
@@ -190,9 +190,7 @@ def _shopify(scale: float | None, latency: float, sleep: Callable[[float], None]
         base_url=emulator.base_url,
     )
     channel = ShopifyChannel(store, client=client)
-    params = ConnectorParams(
-        language="en", map_status=True, overwrite_stock=True, field_mapping=SHOPIFY_DEMO_MAPPING
-    )
+    params = shopify_demo.demo_params()
     limits = {"bucket_size": bucket, "restore_rate": restore}
     return Rig("shopify", channel, params, emulator, stack, limits)
 
@@ -213,22 +211,8 @@ def _amazon(scale: float | None, latency: float, sleep: Callable[[float], None])
     )
     stack = contextlib.ExitStack()
     client = stack.enter_context(emulator.client())
-    channel = AmazonChannel(
-        client,
-        seller_id=emulator.seller_id,
-        marketplace="ZA",
-        credentials=LwaCredentials(
-            emulator.client_id,
-            client_secret=Secret(emulator.client_secret),
-            refresh_token=Secret(emulator.refresh_token),
-        ),
-        product_type="ACCESSORY",
-        product_types=DEMO_PRODUCT_TYPES,
-        pacer=pacer,
-    )
-    params = ConnectorParams(
-        language="en", overwrite_stock=True, map_status=True, field_mapping=DEMO_FIELD_MAPPING
-    )
+    channel = amazon_demo.demo_channel(emulator, client, pacer=pacer)
+    params = amazon_demo.demo_params()
     limits = {} if scale is None else {"rate_limits": rate_limits}
     return Rig("amazon", channel, params, emulator, stack, limits)
 
@@ -288,9 +272,7 @@ def _takealot(
         max_poll_interval=0.01,
         batch_timeout=600.0,
     )
-    params = ConnectorParams(
-        language="en", field_mapping=TAKEALOT_DEMO_MAPPING, overwrite_stock=True, map_status=True
-    )
+    params = takealot_demo.demo_params()
     limits = {"budget": budget, "window": window} if budget else {}
     return Rig("takealot", channel, params, emulator, stack, limits)
 

@@ -32,7 +32,6 @@ from catalogsync import (
     ItemType,
     MemoryCatalog,
     Mode,
-    Secret,
     SQLiteQueue,
     SQLiteStore,
     Synchronizer,
@@ -42,8 +41,7 @@ from catalogsync import (
 from catalogsync.__main__ import main
 from catalogsync._demo import all_changes, edit_catalog, sample_catalog
 from catalogsync.channels import RetryPolicy
-from catalogsync.channels.amazon import AmazonChannel, LwaCredentials
-from catalogsync.channels.amazon._demo import DEMO_FIELD_MAPPING, DEMO_PRODUCT_TYPES
+from catalogsync.channels.amazon._demo import demo_channel, demo_params
 from catalogsync.testing import AmazonEmulator, ChannelConformance
 
 
@@ -59,9 +57,7 @@ PRODUCT_TYPES = {
     "jackets": "COAT",
     "accessories": "ACCESSORY",
 }
-PARAMS = ConnectorParams(
-    language="en", overwrite_stock=True, map_status=True, field_mapping=DEMO_FIELD_MAPPING
-)
+PARAMS = demo_params()
 
 
 # =================================================================================================
@@ -231,21 +227,7 @@ def orphaned(catalog):
 
 def make_channel(amazon, clock, *, client=None, **kw):
     kw.setdefault("retry", RetryPolicy(attempts=4, initial=0.5, maximum=4.0))
-    return AmazonChannel(
-        client or amazon.client(),
-        seller_id=amazon.seller_id,
-        marketplace="ZA",
-        credentials=LwaCredentials(
-            amazon.client_id,
-            client_secret=Secret(amazon.client_secret),
-            refresh_token=Secret(amazon.refresh_token),
-        ),
-        product_type="ACCESSORY",
-        product_types=DEMO_PRODUCT_TYPES,
-        clock=clock,
-        rng=random.Random(3),
-        **kw,
-    )
+    return demo_channel(amazon, client or amazon.client(), clock=clock, rng=random.Random(3), **kw)
 
 
 def make_sync(tmp_path, clock, catalog, channel, params=PARAMS, connector="amazon-za"):

@@ -19,7 +19,7 @@ Amazon time passed.
 from __future__ import annotations
 
 import contextlib
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..._models import ConnectorParams
 from ..._secrets import Secret
@@ -28,7 +28,13 @@ from ._auth import LwaCredentials
 from ._channel import AmazonChannel
 
 
-__all__ = ["DEMO_FIELD_MAPPING", "DEMO_PRODUCT_TYPES", "demo_setup"]
+if TYPE_CHECKING:
+    import httpx
+
+    from ...testing import AmazonEmulator
+
+
+__all__ = ["DEMO_FIELD_MAPPING", "DEMO_PRODUCT_TYPES", "demo_channel", "demo_params", "demo_setup"]
 
 #: Amazon channel field -> the demo catalog's field (see ``catalogsync._demo.sample_catalog``).
 DEMO_FIELD_MAPPING: Final = {
@@ -59,6 +65,36 @@ DEMO_PRODUCT_TYPES: Final = {
 _SELLER: Final = "A3DEMOSELLERZA"
 
 
+def demo_params() -> ConnectorParams:
+    """The demo connector's parameters: mapped fields, stock overwritten, status mapped."""
+    return ConnectorParams(
+        language="en",
+        overwrite_stock=True,
+        map_status=True,
+        field_mapping=DEMO_FIELD_MAPPING,
+    )
+
+
+def demo_channel(emulator: AmazonEmulator, client: httpx.Client, **options: Any) -> AmazonChannel:
+    """
+    The demo's channel for *emulator*'s seller in the South Africa marketplace, with the demo's
+    product types, talking through *client*; *options* go to `AmazonChannel` (a clock, a pacer).
+    """
+    return AmazonChannel(
+        client,
+        seller_id=emulator.seller_id,
+        marketplace="ZA",
+        credentials=LwaCredentials(
+            emulator.client_id,
+            client_secret=Secret(emulator.client_secret),
+            refresh_token=Secret(emulator.refresh_token),
+        ),
+        product_type="ACCESSORY",
+        product_types=DEMO_PRODUCT_TYPES,
+        **options,
+    )
+
+
 def demo_setup() -> tuple[Channel, ConnectorParams, contextlib.ExitStack]:
     """
     The demo's Amazon channel on an in-process emulator, its connector parameters, and an exit
@@ -70,23 +106,4 @@ def demo_setup() -> tuple[Channel, ConnectorParams, contextlib.ExitStack]:
     emulator = AmazonEmulator(seller_id=_SELLER, clock=amazon_time)
     stack = contextlib.ExitStack()
     client = stack.enter_context(emulator.client())
-    channel = AmazonChannel(
-        client,
-        seller_id=emulator.seller_id,
-        marketplace="ZA",
-        credentials=LwaCredentials(
-            emulator.client_id,
-            client_secret=Secret(emulator.client_secret),
-            refresh_token=Secret(emulator.refresh_token),
-        ),
-        product_type="ACCESSORY",
-        product_types=DEMO_PRODUCT_TYPES,
-        clock=amazon_time,
-    )
-    params = ConnectorParams(
-        language="en",
-        overwrite_stock=True,
-        map_status=True,
-        field_mapping=DEMO_FIELD_MAPPING,
-    )
-    return channel, params, stack
+    return demo_channel(emulator, client, clock=amazon_time), demo_params(), stack

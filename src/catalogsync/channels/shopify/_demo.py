@@ -21,7 +21,7 @@ from ._auth import StaticToken
 from ._channel import ShopifyChannel, ShopifyStore
 
 
-__all__ = ["FIELD_MAPPING", "demo_setup"]
+__all__ = ["FIELD_MAPPING", "demo_params", "demo_setup"]
 
 #: Channel field -> demo catalog field. Products list their option names in ``options``;
 #: variants give their values in ``option_values``. Every other field has the channel's name.
@@ -34,6 +34,16 @@ _SHOP: Final = "catalogsync-demo"
 #: 1,000-point bucket of Shopify's documentation examples.
 BUCKET_SIZE: Final = 1000.0
 RESTORE_RATE: Final = 100.0
+
+
+def demo_params() -> ConnectorParams:
+    """The demo connector's parameters: mapped fields, stock overwritten, status mapped."""
+    return ConnectorParams(
+        language="en",
+        map_status=True,
+        overwrite_stock=True,
+        field_mapping=FIELD_MAPPING,
+    )
 
 
 def demo_setup() -> tuple[Channel, ConnectorParams, contextlib.ExitStack]:
@@ -75,10 +85,4 @@ def demo_setup() -> tuple[Channel, ConnectorParams, contextlib.ExitStack]:
         base_url=emulator.base_url,
     )
     channel = ShopifyChannel(store, client=client, clock=clock)
-    params = ConnectorParams(
-        language="en",
-        map_status=True,
-        overwrite_stock=True,
-        field_mapping=FIELD_MAPPING,
-    )
-    return channel, params, stack
+    return channel, demo_params(), stack
