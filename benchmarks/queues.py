@@ -841,7 +841,11 @@ def run_postgres(ctx: Context) -> list[Result]:
         name: admin.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
         for name in ("server_version", "synchronous_commit", "fsync")
     }
-    tables = {lib: f'"{lib.namespace}".queue', floor: f'"{floor.namespace}".q'}
+    # TRUNCATE fires no DELETE trigger: empty the library's counts with its queue
+    tables = {
+        lib: f'"{lib.namespace}".queue, "{lib.namespace}".queue_counts',
+        floor: f'"{floor.namespace}".q',
+    }
 
     def reset(spec: Spec) -> None:
         admin.execute(f"TRUNCATE {tables[spec]}")
