@@ -177,8 +177,14 @@ def test_enqueues_from_threads_and_processes_join_the_running_event(tmp_path):
         start_pending = store.get_event(event_id).pending.total
 
         def monitor() -> None:
-            while not done.is_set():
-                pending_seen.append(store.get_event(event_id).pending.total)
+            # until the event ends: the register's pending count moves after each batch, and
+            # the producers may be done before the first batch with their changes reports it
+            while True:
+                event = store.get_event(event_id)
+                pending_seen.append(event.pending.total)
+                stopped = done.is_set() and not any(t.is_alive() for t in workers)
+                if event.status is not EventStatus.IN_PROGRESS or stopped:
+                    return
                 time.sleep(0.01)
 
         watcher = threading.Thread(target=monitor)
@@ -197,9 +203,9 @@ def test_enqueues_from_threads_and_processes_join_the_running_event(tmp_path):
             written[f"process {proc.pid}"] = json.loads(out.splitlines()[-1])["written"]
         producers_done_at = store.get_event(event_id)
         done.set()
-        watcher.join()
         for t in workers:
             t.join(timeout=300)
+        watcher.join()
 
     assert errors == []
     events = seeder.register.events("load", limit=10)
